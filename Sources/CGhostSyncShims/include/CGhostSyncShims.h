@@ -1,0 +1,48 @@
+// The few Linux interfaces that `import Glibc` does not bring into Swift, or brings in awkwardly.
+// Everything here is a thin pass-through; all policy lives in Swift (Reactor/Syscalls.swift).
+#ifndef CGHOSTSYNC_SHIMS_H
+#define CGHOSTSYNC_SHIMS_H
+
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+static const uint32_t gs_EPOLLIN = EPOLLIN;
+static const uint32_t gs_EPOLLOUT = EPOLLOUT;
+static const uint32_t gs_EPOLLERR = EPOLLERR;
+static const uint32_t gs_EPOLLHUP = EPOLLHUP;
+static const uint32_t gs_EPOLLRDHUP = EPOLLRDHUP;
+static const int gs_EPOLL_CTL_ADD = EPOLL_CTL_ADD;
+static const int gs_EPOLL_CTL_MOD = EPOLL_CTL_MOD;
+static const int gs_EPOLL_CTL_DEL = EPOLL_CTL_DEL;
+static const int gs_SOCK_NONBLOCK = SOCK_NONBLOCK;
+static const int gs_SOCK_CLOEXEC = SOCK_CLOEXEC;
+static const int gs_SOCK_STREAM = SOCK_STREAM;
+static const int gs_EFD_NONBLOCK = EFD_NONBLOCK;
+static const int gs_EFD_CLOEXEC = EFD_CLOEXEC;
+static const int gs_IOV_MAX = 1024;
+
+/// accept4(2): needs _GNU_SOURCE, which must not be defined for the whole module.
+int gs_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+
+/// Pins the calling thread to one CPU. Returns 0 or an errno value.
+int gs_pin_current_thread(int cpu);
+
+/// Writes the CPUs of the calling thread's affinity mask into `cpus` (at most `capacity`),
+/// returns how many there are, or -1 with errno set.
+int gs_current_affinity(int *cpus, int capacity);
+
+/// Names the calling thread (at most 15 bytes are kept by Linux). Returns 0 or an errno value.
+int gs_name_current_thread(const char *name);
+
+/// The kernel thread ID of the calling thread.
+int gs_current_tid(void);
+
+/// CPU the calling thread is running on right now, or -1.
+int gs_current_cpu(void);
+
+#endif

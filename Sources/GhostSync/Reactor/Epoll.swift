@@ -1,0 +1,28 @@
+import CGhostSyncShims
+import Glibc
+
+/// One worker's epoll instance. Level-triggered: a readable socket is read once per loop
+/// iteration, so one busy client cannot starve the others on the same worker.
+struct Epoll {
+    let fd: Int32
+
+    init() throws(SystemError) {
+        fd = try Syscall.epollCreate()
+    }
+
+    func add(_ descriptor: Int32, events: UInt32, token: UInt64) throws(SystemError) {
+        try Syscall.epollControl(fd, gs_EPOLL_CTL_ADD, descriptor, events: events, token: token)
+    }
+
+    func modify(_ descriptor: Int32, events: UInt32, token: UInt64) throws(SystemError) {
+        try Syscall.epollControl(fd, gs_EPOLL_CTL_MOD, descriptor, events: events, token: token)
+    }
+
+    func remove(_ descriptor: Int32) {
+        try? Syscall.epollControl(fd, gs_EPOLL_CTL_DEL, descriptor, events: 0, token: 0)
+    }
+
+    func close() {
+        Syscall.close(fd)
+    }
+}

@@ -1,0 +1,62 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// One client connection and everything the relay keeps for it.
+///
+/// Thread confinement: owned by exactly one worker at a time (the one whose epoll holds `fd`),
+/// and moved whole between workers by a `Handoff`. Only the owner reads or writes it.
+/// Its cross-thread face is `record`.
+final class Connection {
+    let fd: Int32
+    let record: ClientRecord
+    var decoder: FrameDecoder
+    var outbox = Outbox()
+
+    /// The room this client is in; it belongs to the same worker as this connection.
+    var room: LocalRoom?
+    /// Position in `room.members` (for O(1) removal).
+    var memberIndex = -1
+
+    /// Index in the owning worker's connection table (also the epoll token).
+    var slot: Int32 = -1
+    /// Whether EPOLLOUT is registered (only while the socket buffer is full).
+    var wantsWritable = false
+    /// Whether the connection is on the worker's flush list this iteration.
+    var flushQueued = false
+    var isClosed = false
+
+    /// Monotonic milliseconds of the last complete frame received.
+    var lastFrameAt: Int64
+    /// When the next Ping is due.
+    var nextPingAt: Int64
+    /// A Ping was sent and its Pong has not come back.
+    var pingOutstanding = false
+    /// Identifies the connection's live timer-wheel entry; bumping it cancels that entry.
+    var timerToken: UInt64 = 0
+
+    /// Handoff state: a join approved on the previous worker, completed by the new one.
+    var pendingJoin: String?
+    /// Handoff state: unsent outgoing bytes, copied privately for the new worker.
+    var handoffBytes: [UInt8] = []
+
+    init(fd: Int32, id: UUID, address: SocketAddress, maxPayload: Int, now: Int64, pingInterval: Int64) {
+        self.fd = fd
+        self.record = ClientRecord(id: id, address: address)
+        self.decoder = FrameDecoder(maxPayload: maxPayload)
+        self.lastFrameAt = now
+        self.nextPingAt = now + pingInterval
+    }
+
+    var id: UUID { record.id }
+    var address: SocketAddress { record.address }
+
+    /// Closes the socket of a connection stranded in a mailbox after its worker stopped.
+    func discardAfterShutdown() {
+        guard !isClosed else { return }
+        isClosed = true
+        Syscall.close(fd)
+    }
+}

@@ -1,0 +1,38 @@
+/// Every option of a `ShardedServer`, with the original ghost-sync's defaults.
+public struct ServerConfiguration: Sendable {
+    /// Listen address, `HOST:PORT` (port 0 picks a free port; see `ServerHandle.localAddress`).
+    public var bindAddress = "0.0.0.0:7777"
+    /// Most concurrent connections; the next one is closed at once.
+    public var maxClients = 1024
+    /// Largest frame payload accepted from a client, in bytes.
+    public var maxPayload = 64 * 1024
+    /// A client that sends no complete frame for this long is disconnected.
+    public var idleTimeout: Duration = .seconds(31)
+    /// How often the server pings each client; also the deadline for its Pong.
+    public var pingInterval: Duration = .seconds(13)
+    /// Most frames queued for one client; a frame for a full queue is dropped.
+    public var channelCapacity = 1024
+    /// Policy hooks.
+    public var handler: any ServerHandler = NoopHandler()
+    /// Worker threads; nil means one per CPU in the process's affinity mask (or per `cpus` entry).
+    public var workers: Int?
+    /// CPUs to pin workers to, in order (worker i gets `cpus[i % cpus.count]`); nil means the
+    /// affinity mask.
+    public var cpus: [Int]?
+    /// Pin each worker to its CPU.
+    public var pinning = true
+    /// Keep each worker's memory on its CPU's NUMA node (a no-op on single-node hosts).
+    public var numaAware = true
+
+    public init() {}
+
+    func validated() throws(ServerError) -> ServerConfiguration {
+        if maxClients < 1 { throw .invalidConfiguration("maxClients must be at least 1") }
+        if maxPayload < 4 || maxPayload > Int(UInt32.max) { throw .invalidConfiguration("maxPayload must be 4...\(UInt32.max) bytes") }
+        if channelCapacity < 1 { throw .invalidConfiguration("channelCapacity must be at least 1") }
+        if idleTimeout <= .zero { throw .invalidConfiguration("idleTimeout must be positive") }
+        if pingInterval <= .zero { throw .invalidConfiguration("pingInterval must be positive") }
+        if let workers, workers < 1 || workers > 1024 { throw .invalidConfiguration("workers must be 1...1024") }
+        return self
+    }
+}

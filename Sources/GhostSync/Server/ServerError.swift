@@ -1,0 +1,27 @@
+/// Errors from starting a server or managing rooms.
+public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The bind address does not parse or resolve.
+    case invalidAddress(AddressError)
+    /// An option is out of range; the text says which.
+    case invalidConfiguration(String)
+    /// The listening socket could not be bound.
+    case bindFailed(address: String, SystemError)
+    /// A system call failed while starting (epoll, eventfd, thread creation, pinning).
+    case startFailed(SystemError)
+    /// `createRoom` for an ID that exists.
+    case roomAlreadyExists(String)
+
+    public var description: String {
+        switch self {
+        case .invalidAddress(let error): return error.description
+        case .invalidConfiguration(let text): return "invalid configuration: \(text)"
+        case .bindFailed(let address, let error):
+            if error.errno == 98 { return "cannot listen on \(address): the port is in use (another relay running?)" }
+            if error.errno == 99 { return "cannot listen on \(address): no such local address" }
+            if error.errno == 13 { return "cannot listen on \(address): permission denied (ports below 1024 need privileges)" }
+            return "cannot listen on \(address): \(error)"
+        case .startFailed(let error): return "cannot start the server: \(error)"
+        case .roomAlreadyExists(let roomID): return "room already exists: \(roomID)"
+        }
+    }
+}

@@ -1,0 +1,206 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Glibc
+import Synchronization
+
+/// Controls a running server: rooms, metadata, queries, shutdown.
+///
+/// `Sendable`; every method may be called from any thread, including from inside a
+/// `ServerHandler` hook running on a worker, without deadlock: queries read the cross-thread
+/// room and client directories (short locks, never held while a hook runs) and never wait for
+/// a worker. Keep a copy in your handler (the guide's max-players example).
+public final class ServerHandle: Sendable {
+    let core: ServerCore
+    private let threads: [pthread_t]
+    private let stopped: CompletionLatch
+    private let shutdownState = Mutex<ShutdownState>(.running)
+
+    private enum ShutdownState {
+        case running
+        case stopping([CheckedContinuation<Bool, Never>])
+        case stopped
+    }
+
+    init(core: ServerCore, threads: [pthread_t], stopped: CompletionLatch) {
+        self.core = core
+        self.threads = threads
+        self.stopped = stopped
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    public var localAddress: SocketAddress { core.localAddress }
+
+    /// Workers, their CPUs and NUMA nodes.
+    public var topology: ServerTopology { core.topology }
+
+    /// The worker (shard) that owns `roomID`: FNV-1a 64 of its UTF-8 bytes modulo the workers.
+    public func shard(of roomID: String) -> Int { core.shardMap.shard(of: roomID) }
+
+    // MARK: Rooms
+
+    /// Creates a room; joins to it work as soon as this returns.
+    /// Throws `ServerError.roomAlreadyExists` if the ID is taken.
+    public func createRoom(_ roomID: String) throws(ServerError) {
+        guard core.rooms.create(roomID) != nil else { throw .roomAlreadyExists(roomID) }
+        core.handler.onRoomCreate(roomID)
+    }
+
+    /// Deletes a room (soft delete: members stay connected; their next broadcast or join there
+    /// gets `Error("room not found: ID")`). Returns false if there was no such room.
+    @discardableResult
+    public func deleteRoom(_ roomID: String) -> Bool {
+        guard let record = core.rooms.delete(roomID) else { return false }
+        core.mailboxes[record.shard].post(.roomDeleted(roomID: roomID, generation: record.generation))
+        core.handler.onRoomDelete(roomID)
+        return true
+    }
+
+    public func roomExists(_ roomID: String) -> Bool { core.rooms.record(roomID) != nil }
+
+    public var roomCount: Int { core.rooms.count }
+
+    /// Every room ID, sorted.
+    public var roomIDs: [String] { core.rooms.roomIDs }
+
+    /// Members of a room in join order; nil if there is no such room.
+    public func roomClients(_ roomID: String) -> [UUID]? { core.rooms.record(roomID)?.memberIDs }
+
+    public func roomClientCount(_ roomID: String) -> Int? { core.rooms.record(roomID)?.memberCount }
+
+    /// Frames queued for a member of a room (as of its worker's last flush); nil if the room or
+    /// the member is unknown.
+    public func clientQueueLength(roomID: String, clientID: UUID) -> Int? {
+        core.rooms.record(roomID)?.state.withLock { state in
+            state.members.first { $0.id == clientID }?.queueLength.load(ordering: .relaxed)
+        }
+    }
+
+    /// Frames queued for every member of a room; nil if there is no such room.
+    public func roomQueueLengths(_ roomID: String) -> [UUID: Int]? {
+        core.rooms.record(roomID)?.state.withLock { state in
+            Dictionary(uniqueKeysWithValues: state.members.map { ($0.id, $0.queueLength.load(ordering: .relaxed)) })
+        }
+    }
+
+    // MARK: Room metadata (string key/value, as in the guide)
+
+    public func roomMeta(_ roomID: String, key: String) -> String? {
+        core.rooms.record(roomID)?.state.withLock { $0.metadata[key] }
+    }
+
+    /// Sets (or, with nil, removes) a value; false if there is no such room.
+    @discardableResult
+    public func setRoomMeta(_ roomID: String, key: String, value: String?) -> Bool {
+        guard let record = core.rooms.record(roomID) else { return false }
+        record.state.withLock { $0.metadata[key] = value }
+        return true
+    }
+
+    public func roomMetaAll(_ roomID: String) -> [String: String]? {
+        core.rooms.record(roomID)?.state.withLock { $0.metadata }
+    }
+
+    // MARK: Typed metadata on rooms (one value per type)
+
+    /// Stores `value` as the room's `T`; false if there is no such room.
+    @discardableResult
+    public func setRoomMeta<T: Sendable>(_ roomID: String, _ value: T) -> Bool {
+        guard let record = core.rooms.record(roomID) else { return false }
+        record.state.withLock { $0.typedMetadata.set(value) }
+        return true
+    }
+
+    public func roomMeta<T: Sendable>(_ roomID: String, as type: T.Type) -> T? {
+        core.rooms.record(roomID)?.state.withLock { $0.typedMetadata.value(as: type) }
+    }
+
+    /// Removes and returns the room's `T`.
+    public func takeRoomMeta<T: Sendable>(_ roomID: String, as type: T.Type) -> T? {
+        core.rooms.record(roomID)?.state.withLock { $0.typedMetadata.take(as: type) }
+    }
+
+    public func roomHasMeta<T: Sendable>(_ roomID: String, _ type: T.Type) -> Bool {
+        core.rooms.record(roomID)?.state.withLock { $0.typedMetadata.contains(type) } ?? false
+    }
+
+    /// Changes the room's `T` in place, atomically; nil if the room or the value is missing.
+    /// `body` runs under the room's lock: it must not call back into this handle.
+    public func withRoomMeta<T: Sendable, Result: Sendable>(_ roomID: String, as type: T.Type, _ body: (inout T) -> sending Result) -> Result? {
+        core.rooms.record(roomID)?.state.withLock { $0.typedMetadata.modify(type, body) } ?? nil
+    }
+
+    // MARK: Clients
+
+    /// Open client connections.
+    public var clientCount: Int { core.connectionCount.load(ordering: .relaxed) }
+
+    /// The room a client is in; nil if it is in none or unknown.
+    public func clientRoom(_ clientID: UUID) -> String? { core.clients.record(clientID)?.roomID }
+
+    public func clientAddress(_ clientID: UUID) -> SocketAddress? { core.clients.record(clientID)?.address }
+
+    /// Stores `value` as the client's `T`; false if there is no such client.
+    @discardableResult
+    public func setClientMeta<T: Sendable>(_ clientID: UUID, _ value: T) -> Bool {
+        guard let record = core.clients.record(clientID) else { return false }
+        record.state.withLock { $0.metadata.set(value) }
+        return true
+    }
+
+    public func clientMeta<T: Sendable>(_ clientID: UUID, as type: T.Type) -> T? {
+        core.clients.record(clientID)?.state.withLock { $0.metadata.value(as: type) }
+    }
+
+    public func takeClientMeta<T: Sendable>(_ clientID: UUID, as type: T.Type) -> T? {
+        core.clients.record(clientID)?.state.withLock { $0.metadata.take(as: type) }
+    }
+
+    public func clientHasMeta<T: Sendable>(_ clientID: UUID, _ type: T.Type) -> Bool {
+        core.clients.record(clientID)?.state.withLock { $0.metadata.contains(type) } ?? false
+    }
+
+    /// Changes the client's `T` in place; `body` must not call back into this handle.
+    public func withClientMeta<T: Sendable, Result: Sendable>(_ clientID: UUID, as type: T.Type, _ body: (inout T) -> sending Result) -> Result? {
+        core.clients.record(clientID)?.state.withLock { $0.metadata.modify(type, body) } ?? nil
+    }
+
+    // MARK: Shutdown
+
+    /// Stops accepting, closes every client connection cleanly (they see end-of-stream),
+    /// stops and joins the worker threads, closes every descriptor, then calls `onShutdown`.
+    /// Returns when all of that is done; later and concurrent calls wait for the same.
+    public func shutdown() async {
+        let first: Bool = await withCheckedContinuation { continuation in
+            let action: Bool? = shutdownState.withLock { state in
+                switch state {
+                case .running:
+                    state = .stopping([])
+                    return true
+                case .stopping(var waiters):
+                    waiters.append(continuation)
+                    state = .stopping(waiters)
+                    return nil
+                case .stopped:
+                    return false
+                }
+            }
+            if let action { continuation.resume(returning: action) }
+        }
+        guard first else { return }
+        for mailbox in core.mailboxes { mailbox.post(.stop) }
+        _ = await stopped.wait()
+        for thread in threads { pthread_join(thread, nil) }
+        // Every worker has stopped: close the mailboxes (discarding stranded handoffs).
+        for mailbox in core.mailboxes { mailbox.close() }
+        core.handler.onShutdown()
+        let waiters: [CheckedContinuation<Bool, Never>] = shutdownState.withLock { state in
+            defer { state = .stopped }
+            if case .stopping(let waiters) = state { return waiters }
+            return []
+        }
+        for waiter in waiters { waiter.resume(returning: false) }
+    }
+}

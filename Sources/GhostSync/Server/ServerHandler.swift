@@ -1,0 +1,54 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The embedding server's policy hooks. Every method has a no-op default.
+///
+/// Threading: connection hooks (`onConnect`, `onJoin`, `onLeave`, `onBroadcast`,
+/// `onBackpressure`, `onDisconnect`) run synchronously on the worker thread that owns the
+/// connection (for `onJoin`, the worker the client is on when it asks; for the others, the
+/// worker of its room). They hold up that worker's whole shard while they run: keep them fast,
+/// and never block in them. They may call any `ServerHandle` method. `onRoomCreate` and
+/// `onRoomDelete` run on the thread that called `createRoom`/`deleteRoom`; `onShutdown` on the
+/// task that awaited `shutdown()`, after every worker has stopped.
+public protocol ServerHandler: Sendable {
+    /// A TCP connection arrived. Return false to close it at once (before any per-client state
+    /// exists).
+    func onConnect(_ address: SocketAddress) -> Bool
+    /// A client asks to join an existing room. Return false to answer `Error("join rejected")`.
+    func onJoin(clientID: UUID, roomID: String, address: SocketAddress) -> Bool
+    /// A client left a room, by request, by joining another, or by disconnecting.
+    func onLeave(clientID: UUID, roomID: String)
+    /// A broadcast was relayed to the room. `data` is valid only during the call.
+    func onBroadcast(clientID: UUID, roomID: String, data: UnsafeRawBufferPointer)
+    /// A frame for this client was dropped because its queue held `channelCapacity` frames.
+    /// `roomID` is empty when the client is in no room.
+    func onBackpressure(clientID: UUID, roomID: String)
+    /// A room was created.
+    func onRoomCreate(_ roomID: String)
+    /// A room was deleted.
+    func onRoomDelete(_ roomID: String)
+    /// A client's connection ended, with the reason. Runs after `onLeave`.
+    func onDisconnect(clientID: UUID, address: SocketAddress, reason: DisconnectReason)
+    /// The server stopped.
+    func onShutdown()
+}
+
+extension ServerHandler {
+    public func onConnect(_ address: SocketAddress) -> Bool { true }
+    public func onJoin(clientID: UUID, roomID: String, address: SocketAddress) -> Bool { true }
+    public func onLeave(clientID: UUID, roomID: String) {}
+    public func onBroadcast(clientID: UUID, roomID: String, data: UnsafeRawBufferPointer) {}
+    public func onBackpressure(clientID: UUID, roomID: String) {}
+    public func onRoomCreate(_ roomID: String) {}
+    public func onRoomDelete(_ roomID: String) {}
+    public func onDisconnect(clientID: UUID, address: SocketAddress, reason: DisconnectReason) {}
+    public func onShutdown() {}
+}
+
+/// The handler used when none is set: accepts everything, does nothing.
+public struct NoopHandler: ServerHandler {
+    public init() {}
+}

@@ -1,0 +1,141 @@
+import Glibc
+
+/// A room relay server on a thread-per-core engine. Configure it with `builder()`, start it with
+/// `run()`, control it through the returned `ServerHandle`.
+///
+/// ```swift
+/// let handle = try await ShardedServer.builder()
+///     .bind("127.0.0.1:7777")
+///     .handler(MyHandler())
+///     .build()
+///     .run()
+/// try handle.createRoom("lobby")
+/// ```
+public struct ShardedServer: Sendable {
+    public let configuration: ServerConfiguration
+
+    public init(configuration: ServerConfiguration) {
+        self.configuration = configuration
+    }
+
+    public static func builder() -> ShardedServerBuilder {
+        ShardedServerBuilder()
+    }
+
+    /// Binds one SO_REUSEPORT listener per worker, starts the pinned worker threads, and returns
+    /// once every worker is running. On failure nothing is left open or running.
+    public func run() async throws(ServerError) -> ServerHandle {
+        let configuration = try configuration.validated()
+        let requested: SocketAddress
+        do { requested = try SocketAddress(parsing: configuration.bindAddress) } catch { throw .invalidAddress(error) }
+        let topology = try MachineTopology.plan(
+            workers: configuration.workers, cpus: configuration.cpus,
+            pinning: configuration.pinning, numaAware: configuration.numaAware)
+        let workerCount = topology.workers.count
+
+        var listeners: [Listener] = []
+        var epolls: [Epoll] = []
+        var mailboxes: [Mailbox] = []
+        func releaseAll() {
+            listeners.forEach { $0.close() }
+            epolls.forEach { $0.close() }
+            mailboxes.forEach { $0.close() }
+        }
+        do {
+            for index in 0..<workerCount {
+                // Port 0: the first listener picks the port, the others share it.
+                let address = index == 0 ? requested : requested.withPort(listeners[0].address.port)
+                do {
+                    listeners.append(try Listener(bindingTo: address))
+                } catch {
+                    throw ServerError.bindFailed(address: address.description, error)
+                }
+                epolls.append(try Epoll())
+                mailboxes.append(try Mailbox())
+            }
+        } catch let error as ServerError {
+            releaseAll()
+            throw error
+        } catch let error as SystemError {
+            releaseAll()
+            throw .startFailed(error)
+        } catch {
+            releaseAll()
+            fatalError("unexpected error \(error)")
+        }
+
+        let core = ServerCore(
+            configuration: configuration, topology: topology,
+            localAddress: listeners[0].address, mailboxes: mailboxes)
+        let started = CompletionLatch(count: workerCount)
+        let stopped = CompletionLatch(count: workerCount)
+        var threads: [pthread_t] = []
+        for index in 0..<workerCount {
+            let launch = WorkerLaunch(
+                index: index, placement: topology.workers[index], core: core,
+                listener: listeners[index], epoll: epolls[index], started: started, stopped: stopped)
+            do {
+                threads.append(try WorkerThread.start(launch))
+            } catch {
+                // Workers already running stop through their mailboxes; the rest are closed here.
+                for later in index..<workerCount {
+                    listeners[later].close()
+                    epolls[later].close()
+                    started.arrive(nil)
+                    stopped.arrive(nil)
+                }
+                _ = await started.wait()
+                let handle = ServerHandle(core: core, threads: threads, stopped: stopped)
+                await handle.shutdown()
+                throw .startFailed(error)
+            }
+        }
+        let failures = await started.wait()
+        let handle = ServerHandle(core: core, threads: threads, stopped: stopped)
+        if let failure = failures.first {
+            await handle.shutdown()
+            throw .startFailed(failure)
+        }
+        return handle
+    }
+}
+
+/// Sets a `ShardedServer`'s options; every option has the original ghost-sync's default.
+public struct ShardedServerBuilder: Sendable {
+    public private(set) var configuration = ServerConfiguration()
+
+    public init() {}
+
+    private func with(_ change: (inout ServerConfiguration) -> Void) -> Self {
+        var copy = self
+        change(&copy.configuration)
+        return copy
+    }
+
+    /// Listen address (default `0.0.0.0:7777`); `127.0.0.1:0` picks a free port.
+    public func bind(_ address: String) -> Self { with { $0.bindAddress = address } }
+    /// Most concurrent connections (default 1024).
+    public func maxClients(_ count: Int) -> Self { with { $0.maxClients = count } }
+    /// Largest client frame payload in bytes (default 64 KiB).
+    public func maxPayload(_ bytes: Int) -> Self { with { $0.maxPayload = bytes } }
+    /// Disconnect a client silent for this long (default 31 s).
+    public func idleTimeout(_ duration: Duration) -> Self { with { $0.idleTimeout = duration } }
+    /// Ping cadence and Pong deadline (default 13 s).
+    public func pingInterval(_ duration: Duration) -> Self { with { $0.pingInterval = duration } }
+    /// Per-client outgoing queue bound in frames (default 1024).
+    public func channelCapacity(_ frames: Int) -> Self { with { $0.channelCapacity = frames } }
+    /// Policy hooks (default: `NoopHandler`).
+    public func handler(_ handler: some ServerHandler) -> Self { with { $0.handler = handler } }
+    /// Worker threads (default: one per CPU of the affinity mask).
+    public func workers(_ count: Int) -> Self { with { $0.workers = count } }
+    /// CPUs to pin the workers to (default: the affinity mask).
+    public func cpus(_ cpus: [Int]) -> Self { with { $0.cpus = cpus } }
+    /// Pin workers to CPUs (default on).
+    public func pinning(_ enabled: Bool) -> Self { with { $0.pinning = enabled } }
+    /// NUMA-local memory for each worker (default on; a no-op on single-node hosts).
+    public func numaAware(_ enabled: Bool) -> Self { with { $0.numaAware = enabled } }
+
+    public func build() -> ShardedServer {
+        ShardedServer(configuration: configuration)
+    }
+}

@@ -1,0 +1,44 @@
+// Cross-shard handoff (design invariant 4): a connection that joins a room owned by another
+// worker moves there whole, so the room's fan-out stays on one core.
+extension Worker {
+    /// Sending side. The connection has left its old room and its decoder is paused right after
+    /// the JoinRoom frame, holding every byte read but not yet handled.
+    func handOff(_ connection: Connection) {
+        guard let roomID = connection.pendingJoin else { return }
+        let target = core.shardMap.shard(of: roomID)
+        epoll.remove(connection.fd)  // stop reading here; unread bytes stay in the kernel for the target
+        unregister(connection)
+        if connection.flushQueued, let position = flushList.firstIndex(where: { $0 === connection }) {
+            flushList.remove(at: position)
+        }
+        connection.flushQueued = false
+        // Queued frames are shared with this worker's other clients: copy what is unsent.
+        connection.handoffBytes = connection.outbox.takeUnsentBytes()
+        core.mailboxes[target].post(.adopt(Handoff(connection: connection)))
+    }
+
+    /// Receiving side: register, restore queued output and timers, finish the join, then
+    /// handle the bytes that came along, in order, before anything newer is read.
+    func adopt(_ connection: Connection) {
+        guard register(connection) else {
+            connection.slot = -1
+            close(connection, reason: .connectionReset)
+            return
+        }
+        if !connection.handoffBytes.isEmpty {
+            let frame = connection.handoffBytes.withUnsafeBytes { SharedFrame.copying($0) }
+            connection.handoffBytes = []
+            connection.outbox.append(frame)
+            frame.release()
+            queueFlush(connection)
+        }
+        scheduleTimer(connection)
+        if let roomID = connection.pendingJoin {
+            connection.pendingJoin = nil
+            completeJoin(connection, roomID: roomID)
+        }
+        if connection.decoder.hasPendingBytes {
+            decode(connection) { decoder, handle throws(WireError) in try decoder.resume(handle) }
+        }
+    }
+}

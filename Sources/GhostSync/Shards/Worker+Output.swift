@@ -1,0 +1,78 @@
+import CGhostSyncShims
+import Glibc
+
+// Outgoing frames: bounded per-client queues, and one gathered write per connection per loop
+// iteration.
+extension Worker {
+    /// Queues a frame for one client, or drops it (and tells `onBackpressure`) when the client's
+    /// queue is full. Never waits and never writes: the flush at the end of the iteration does.
+    func enqueue(_ frame: SharedFrame, to connection: Connection) {
+        if connection.outbox.count >= channelCapacity {
+            handler.onBackpressure(clientID: connection.id, roomID: connection.room?.id ?? "")
+            return
+        }
+        connection.outbox.append(frame)
+        queueFlush(connection)
+    }
+
+    func send(_ message: ServerWire, to connection: Connection) {
+        let frame = SharedFrame.encoding(message)
+        enqueue(frame, to: connection)
+        frame.release()
+    }
+
+    func sendEcho(_ data: UnsafeRawBufferPointer, to connection: Connection) {
+        let payloadSize = ServerWire.echoPayloadSize(dataCount: data.count)
+        let frame = SharedFrame.allocate(count: WireSize.framePrefix + payloadSize)
+        var writer = WireWriter(frame.buffer)
+        writer.writeFrameLength(payloadSize)
+        ServerWire.writeEchoBody(data: data, into: &writer)
+        enqueue(frame, to: connection)
+        frame.release()
+    }
+
+    func queueFlush(_ connection: Connection) {
+        if !connection.flushQueued {
+            connection.flushQueued = true
+            flushList.append(connection)
+        }
+    }
+
+    /// Writes out every connection that has output. A close during the flush may queue
+    /// PlayerLeft frames for others; they are appended and flushed in the same pass.
+    func flushAll() {
+        var next = 0
+        while next < flushList.count {
+            let connection = flushList[next]
+            next += 1
+            connection.flushQueued = false
+            if isOwned(connection) { flush(connection) }
+        }
+        flushList.removeAll(keepingCapacity: true)
+    }
+
+    /// As many bytes as the socket takes, IOV_MAX frames per writev. Leftovers wait for EPOLLOUT.
+    func flush(_ connection: Connection) {
+        while !connection.outbox.isEmpty {
+            let gathered = connection.outbox.gather(into: vectors, limit: Int(gs_IOV_MAX))
+            let result: Syscall.IOResult
+            do {
+                result = try Syscall.writev(connection.fd, vectors, count: gathered.vectors)
+            } catch {
+                close(connection, reason: .connectionReset)
+                return
+            }
+            guard case .transferred(let written) = result else { break }
+            connection.outbox.consume(written)
+            if written < gathered.bytes { break }  // socket buffer full
+        }
+        let wantsWritable = !connection.outbox.isEmpty
+        if wantsWritable != connection.wantsWritable {
+            connection.wantsWritable = wantsWritable
+            try? epoll.modify(
+                connection.fd, events: Self.readEvents | (wantsWritable ? gs_EPOLLOUT : 0),
+                token: UInt64(connection.slot))
+        }
+        connection.record.queueLength.store(connection.outbox.count, ordering: .relaxed)
+    }
+}

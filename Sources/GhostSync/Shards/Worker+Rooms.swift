@@ -1,0 +1,103 @@
+// Joins, leaves and the relay itself. Everything here runs on the worker that owns the room
+// (or, for the first half of a cross-shard join, the worker that holds the connection).
+extension Worker {
+    /// The relay path: encode once, reference the same frame from every other member's outbox.
+    /// No lock, no atomic, no allocation per recipient; the syscalls come later, one writev per
+    /// member per loop iteration (`flushAll`).
+    func relay(_ data: UnsafeRawBufferPointer, from sender: Connection) {
+        guard let room = sender.room else {
+            send(.error("not in a room"), to: sender)
+            return
+        }
+        if room.isDeleted {
+            send(.error("room not found: \(room.id)"), to: sender)
+            return
+        }
+        if room.members.count > 1 {
+            let payloadSize = ServerWire.broadcastPayloadSize(dataCount: data.count)
+            let frame = SharedFrame.allocate(count: WireSize.framePrefix + payloadSize)
+            var writer = WireWriter(frame.buffer)
+            writer.writeFrameLength(payloadSize)
+            ServerWire.writeBroadcastBody(senderID: sender.id, data: data, into: &writer)
+            for member in room.members where member !== sender {
+                enqueue(frame, to: member)
+            }
+            frame.release()
+        }
+        handler.onBroadcast(clientID: sender.id, roomID: room.id, data: data)
+    }
+
+    /// First half of a join, on the worker holding the connection: check, ask the hook, leave
+    /// the old room. Completes here if this worker owns the room; otherwise pauses decoding
+    /// so the connection (with its unread bytes) can move to the owner.
+    func requestJoin(_ connection: Connection, roomID: String) -> FrameAction {
+        guard let record = core.rooms.record(roomID) else {
+            send(.error("room not found: \(roomID)"), to: connection)
+            return .proceed
+        }
+        guard handler.onJoin(clientID: connection.id, roomID: roomID, address: connection.address) else {
+            send(.error("join rejected"), to: connection)
+            return .proceed
+        }
+        leaveRoom(connection)
+        if record.shard == index {
+            completeJoin(connection, roomID: roomID)
+            return .proceed
+        }
+        connection.pendingJoin = roomID
+        return .pause
+    }
+
+    /// Second half, on the room's owner: add the member, tell it and the others.
+    func completeJoin(_ connection: Connection, roomID: String) {
+        // The room may have been deleted while the connection was in transit.
+        guard let record = core.rooms.record(roomID), record.shard == index else {
+            send(.error("room not found: \(roomID)"), to: connection)
+            return
+        }
+        let room: LocalRoom
+        if let live = rooms[roomID], live.generation == record.generation {
+            room = live
+        } else {
+            rooms[roomID]?.isDeleted = true  // an older generation whose deletion is still in the mailbox
+            room = LocalRoom(record: record)
+            rooms[roomID] = room
+        }
+        room.add(connection)
+        connection.room = room
+        record.addMember(connection.record)
+        connection.record.setRoomID(roomID)
+        send(.joined(clientID: connection.id, roomID: roomID), to: connection)
+        if room.members.count > 1 {
+            let frame = SharedFrame.encoding(.playerJoined(clientID: connection.id))
+            for member in room.members where member !== connection {
+                enqueue(frame, to: member)
+            }
+            frame.release()
+        }
+    }
+
+    /// Leaves the current room, if any: the others get PlayerLeft, then `onLeave` runs.
+    func leaveRoom(_ connection: Connection) {
+        guard let room = connection.room else { return }
+        room.remove(connection)
+        connection.room = nil
+        room.record.removeMember(connection.id)
+        connection.record.setRoomID(nil)
+        if !room.members.isEmpty {
+            let frame = SharedFrame.encoding(.playerLeft(clientID: connection.id))
+            for member in room.members {
+                enqueue(frame, to: member)
+            }
+            frame.release()
+        }
+        handler.onLeave(clientID: connection.id, roomID: room.id)
+    }
+
+    /// Soft delete: members stay, but the room no longer relays and cannot be joined.
+    func markDeleted(_ roomID: String, generation: UInt64) {
+        guard let room = rooms[roomID], room.generation == generation else { return }
+        room.isDeleted = true
+        rooms[roomID] = nil
+    }
+}
