@@ -1,0 +1,64 @@
+import Glibc
+import Testing
+@testable import GhostSync
+
+@Suite struct OutboxTests {
+    private func frame(_ bytes: [UInt8]) -> SharedFrame {
+        bytes.withUnsafeBytes { SharedFrame.copying($0) }
+    }
+
+    private func unsent(_ outbox: inout Outbox) -> [UInt8] {
+        let vectors = UnsafeMutablePointer<iovec>.allocate(capacity: 1024)
+        defer { vectors.deallocate() }
+        let gathered = outbox.gather(into: vectors, limit: 1024)
+        var bytes: [UInt8] = []
+        for index in 0..<gathered.vectors {
+            bytes += UnsafeRawBufferPointer(start: vectors[index].iov_base, count: vectors[index].iov_len)
+        }
+        #expect(bytes.count == gathered.bytes)
+        return bytes
+    }
+
+    @Test func partialWritesResumeMidFrame() {
+        var outbox = Outbox()
+        for value in 0..<40 {
+            let shared = frame(Array(repeating: UInt8(value), count: 10))
+            outbox.append(shared)
+            shared.release()
+        }
+        let all = (0..<40).flatMap { Array(repeating: UInt8($0), count: 10) }
+        #expect(unsent(&outbox) == all)
+        outbox.consume(15)
+        #expect(outbox.count == 39)
+        #expect(unsent(&outbox) == Array(all[15...]))
+        outbox.consume(385)
+        let empty = outbox.isEmpty
+        #expect(empty)
+    }
+
+    @Test func oneFrameSharedByManyOutboxes() {
+        let shared = frame([1, 2, 3])
+        var first = Outbox()
+        var second = Outbox()
+        first.append(shared)
+        second.append(shared)
+        shared.release()
+        first.consume(3)
+        #expect(unsent(&second) == [1, 2, 3])
+        #expect(second.takeUnsentBytes() == [1, 2, 3])
+        let secondEmpty = second.isEmpty
+        #expect(secondEmpty)
+    }
+
+    @Test func unsentBytesForAHandoff() {
+        var outbox = Outbox()
+        for bytes: [UInt8] in [[1, 2, 3], [4, 5], [6]] {
+            let shared = frame(bytes)
+            outbox.append(shared)
+            shared.release()
+        }
+        outbox.consume(2)
+        #expect(outbox.takeUnsentBytes() == [3, 4, 5, 6])
+        #expect(outbox.count == 0)
+    }
+}
