@@ -10,6 +10,8 @@ final class ServerCore: Sendable {
     let rooms: RoomDirectory
     let clients = ClientDirectory()
     let mailboxes: [Mailbox]
+    /// Each worker's published counters, by worker index.
+    let statistics: [PublishedStatistics]
     /// Open client connections across all workers (checked against maxClients on accept).
     let connectionCount = Atomic<Int>(0)
     let idleTimeoutMilliseconds: Int64
@@ -22,6 +24,7 @@ final class ServerCore: Sendable {
         self.localAddress = localAddress
         self.rooms = RoomDirectory(shardMap: ShardMap(workerCount: topology.workers.count))
         self.mailboxes = mailboxes
+        self.statistics = mailboxes.map { _ in PublishedStatistics() }
         self.idleTimeoutMilliseconds = configuration.idleTimeout.wholeMilliseconds
         self.pingIntervalMilliseconds = configuration.pingInterval.wholeMilliseconds
     }

@@ -39,6 +39,10 @@ public final class ServerHandle: Sendable {
     /// The worker (shard) that owns `roomID`: FNV-1a 64 of its UTF-8 bytes modulo the workers.
     public func shard(of roomID: String) -> Int { core.shardMap.shard(of: roomID) }
 
+    /// Each worker's counters (index = worker), as of its latest loop iteration. Sum them for
+    /// server totals; per-worker values show how evenly the shards are loaded.
+    public var workerStatistics: [WorkerStatistics] { core.statistics.map { $0.snapshot() } }
+
     // MARK: Rooms
 
     /// Creates a room; joins to it work as soon as this returns.

@@ -14,12 +14,14 @@ extension Worker {
         connection.flushQueued = false
         // Queued frames are shared with this worker's other clients: copy what is unsent.
         connection.handoffBytes = connection.outbox.takeUnsentBytes()
+        statistics[.handoffsOut] += 1
         core.mailboxes[target].post(.adopt(Handoff(connection: connection)))
     }
 
     /// Receiving side: register, restore queued output and timers, finish the join, then
     /// handle the bytes that came along, in order, before anything newer is read.
     func adopt(_ connection: Connection) {
+        statistics[.handoffsIn] += 1
         guard register(connection) else {
             connection.slot = -1
             close(connection, reason: .connectionReset)

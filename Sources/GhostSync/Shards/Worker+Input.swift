@@ -17,6 +17,8 @@ extension Worker {
         case .endOfFile:
             close(connection, reason: .connectionClosed)
         case .transferred(let count):
+            statistics[.readCalls] += 1
+            statistics[.bytesRead] += count
             let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
             decode(connection) { decoder, handle throws(WireError) in try decoder.feed(bytes, handle) }
         }
@@ -55,6 +57,7 @@ extension Worker {
     private func handleFrame(_ payload: UnsafeRawBufferPointer, from connection: Connection, closeReason: inout DisconnectReason?) -> FrameAction {
         // Any complete frame, Pong included, counts as activity.
         connection.lastFrameAt = now
+        statistics[.framesReceived] += 1
         let request: ClientRequest
         do {
             request = try ClientRequest(payload: payload)

@@ -8,9 +8,11 @@ extension Worker {
     /// queue is full. Never waits and never writes: the flush at the end of the iteration does.
     func enqueue(_ frame: SharedFrame, to connection: Connection) {
         if connection.outbox.count >= channelCapacity {
+            statistics[.framesDropped] += 1
             handler.onBackpressure(clientID: connection.id, roomID: connection.room?.id ?? "")
             return
         }
+        statistics[.framesQueued] += 1
         connection.outbox.append(frame)
         queueFlush(connection)
     }
@@ -62,7 +64,9 @@ extension Worker {
                 close(connection, reason: .connectionReset)
                 return
             }
+            statistics[.writeCalls] += 1
             guard case .transferred(let written) = result else { break }
+            statistics[.bytesWritten] += written
             connection.outbox.consume(written)
             if written < gathered.bytes { break }  // socket buffer full
         }

@@ -65,6 +65,7 @@ extension Worker {
         }
         room.add(connection)
         connection.room = room
+        statistics[.joins] += 1
         record.addMember(connection.record)
         connection.record.setRoomID(roomID)
         send(.joined(clientID: connection.id, roomID: roomID), to: connection)
@@ -82,6 +83,7 @@ extension Worker {
         guard let room = connection.room else { return }
         room.remove(connection)
         connection.room = nil
+        statistics[.leaves] += 1
         room.record.removeMember(connection.id)
         connection.record.setRoomID(nil)
         if !room.members.isEmpty {

@@ -43,6 +43,9 @@ final class Worker {
     /// Monotonic milliseconds, read once per iteration.
     var now: Int64
     private var running = true
+    /// This worker's counters: plain integers, published once per iteration.
+    var statistics = WorkerStatistics()
+    let published: PublishedStatistics
     private var acceptResumesAt: Int64?
 
     /// Scratch buffers, reused every iteration (invariant: only this thread touches them).
@@ -66,6 +69,7 @@ final class Worker {
         listener = launch.listener
         epoll = launch.epoll
         mailbox = launch.core.mailboxes[launch.index]
+        published = launch.core.statistics[launch.index]
         channelCapacity = core.configuration.channelCapacity
         maxPayload = core.configuration.maxPayload
         idleTimeout = core.idleTimeoutMilliseconds
@@ -98,6 +102,7 @@ final class Worker {
                 break  // the epoll descriptor itself failed: nothing more this worker can do
             }
             now = MonotonicClock.nowMilliseconds()
+            statistics[.loopIterations] += 1
             // Commands first: a room deleted before a client's frame was sent is seen as deleted.
             if !mailbox.isEmpty { processMailbox() }
             for index in 0..<count where running {
@@ -109,8 +114,10 @@ final class Worker {
             flushAll()
             freeSlots.append(contentsOf: slotsToFree)
             slotsToFree.removeAll(keepingCapacity: true)
+            published.publish(statistics)
         }
         closeEverything()
+        published.publish(statistics)
     }
 
     private func waitTimeout() -> Int32 {
@@ -214,8 +221,10 @@ final class Worker {
         guard count <= core.configuration.maxClients, handler.onConnect(address) else {
             core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
             Syscall.close(fd)
+            statistics[.connectionsRefused] += 1
             return
         }
+        statistics[.connectionsAccepted] += 1
         ClientSocket.configure(fd)
         let connection = Connection(
             fd: fd, id: UUID(), address: address, maxPayload: maxPayload, now: now, pingInterval: pingInterval)
@@ -293,6 +302,7 @@ final class Worker {
         connection.decoder.reset()
         core.clients.remove(connection.id)
         core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
+        statistics.countDisconnect(reason)
         handler.onDisconnect(clientID: connection.id, address: connection.address, reason: reason)
     }
 
