@@ -17,15 +17,18 @@ extension Relay {
         /// another worker, has all 1,000 relayed, in order, none twice.
         @Test(arguments: workerCounts)
         func handoffKeepsEveryFrameInOrder(workers: Int) async throws {
-            // Rooms on every shard: whichever worker accepts the client, most joins are remote.
+            // A target room on every shard; each burster first settles in a room on the next
+            // shard, so its burst always crosses shards (whichever worker accepted it).
             let rooms = (0..<workers).map { roomID(onShard: $0, of: workers) }
+            let startRooms = (0..<workers).map { roomID(onShard: ($0 + 1) % workers, of: workers, prefix: "start") }
             var server: ServerHandle?
-            try await withServer(workers: workers, rooms: rooms) { handle, port in
+            try await withServer(workers: workers, rooms: rooms + startRooms) { handle, port in
                 server = handle
-                for room in rooms {
+                for (index, room) in rooms.enumerated() {
                     let member = try TestClient(port: port)
                     _ = try member.join(room)
                     let burster = try TestClient(port: port)
+                    _ = try burster.join(startRooms[index])
                     var burst = ClientWire.joinRoom(room).encodedFrame()
                     for sequence in 0..<1000 {
                         burst += ClientWire.broadcast(withUnsafeBytes(of: UInt32(sequence).littleEndian) { Array($0) }).encodedFrame()
@@ -56,9 +59,10 @@ extension Relay {
             let totals = server!.workerStatistics.reduce(WorkerStatistics(), +)
             #expect(totals[.handoffsIn] == totals[.handoffsOut])
             if workers > 1 {
-                #expect(totals[.handoffsIn] > 0)
+                #expect(totals[.handoffsIn] >= rooms.count)
             }
-            #expect(totals[.framesReceived] == 1003 * rooms.count)  // per room: two joins, 1,000 broadcasts, one ping
+            // Per room: three joins, 1,000 broadcasts, one ping.
+            #expect(totals[.framesReceived] == 1004 * rooms.count)
         }
 
         @Test(arguments: workerCounts)

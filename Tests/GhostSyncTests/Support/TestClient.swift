@@ -26,7 +26,10 @@ final class TestClient {
     }
 
     let fd: Int32
+    /// Received bytes; `buffer[consumed...]` is not yet decoded.
     private var buffer: [UInt8] = []
+    private var consumed = 0
+    private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
 
     init(port: UInt16, host: String = "127.0.0.1") throws {
         let address = try SocketAddress(parsing: "\(host):\(port)")
@@ -107,6 +110,7 @@ final class TestClient {
         while true {
             do {
                 buffer.removeAll()
+                consumed = 0
                 try fill(until: deadline, what: "close")
             } catch Failure.closed {
                 return true
@@ -132,11 +136,17 @@ final class TestClient {
     }
 
     private func decodeBuffered() throws -> ServerWire? {
-        guard buffer.count >= 4 else { return nil }
-        let length = Int(UInt32(buffer[0]) << 24 | UInt32(buffer[1]) << 16 | UInt32(buffer[2]) << 8 | UInt32(buffer[3]))
-        guard buffer.count >= 4 + length else { return nil }
-        let payload = Array(buffer[4..<(4 + length)])
-        buffer.removeFirst(4 + length)
+        let available = buffer.count - consumed
+        guard available >= 4 else { return nil }
+        let start = consumed
+        let length = Int(UInt32(buffer[start]) << 24 | UInt32(buffer[start + 1]) << 16 | UInt32(buffer[start + 2]) << 8 | UInt32(buffer[start + 3]))
+        guard available >= 4 + length else { return nil }
+        let payload = Array(buffer[(start + 4)..<(start + 4 + length)])
+        consumed += 4 + length
+        if consumed == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            consumed = 0
+        }
         return try ServerWire(payload: payload)
     }
 
@@ -151,12 +161,15 @@ final class TestClient {
             throw Failure.system("poll", errno)
         }
         if ready == 0 { throw Failure.timedOut(what) }
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         let count = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
         if count == 0 { throw Failure.closed }
         if count < 0 {
             if errno == EINTR || errno == EAGAIN { return }
             throw Failure.system("recv", errno)
+        }
+        if consumed > 0 {
+            buffer.removeFirst(consumed)
+            consumed = 0
         }
         buffer.append(contentsOf: chunk[0..<count])
     }

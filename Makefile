@@ -1,0 +1,35 @@
+# GhostSync — every routine act is a target; `make help` lists them.
+SWIFT ?= swift
+BIND ?= 0.0.0.0:7777
+APT_PACKAGES := libnuma-dev
+
+.PHONY: help deps build release test run example clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+deps: ## Install the Debian packages the build needs (libnuma-dev) when missing
+	@for pkg in $(APT_PACKAGES); do \
+	  if ! dpkg -s $$pkg >/dev/null 2>&1; then \
+	    echo "installing $$pkg"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$pkg >/dev/null; \
+	  fi; \
+	done
+
+build: deps ## Debug build of everything
+	$(SWIFT) build
+
+release: deps ## Release build
+	$(SWIFT) build -c release
+
+test: deps ## Run the whole test suite (Swift Testing, real sockets on 127.0.0.1)
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+run: deps ## Build and start a relay with default settings (rooms lobby, deathmatch, duel) on $(BIND)
+	$(SWIFT) build -c release --product ghost-sync-example
+	$$($(SWIFT) build -c release --show-bin-path)/ghost-sync-example $(BIND)
+
+clean: ## Remove build products
+	rm -rf .build

@@ -1,0 +1,127 @@
+import Glibc
+import Testing
+@testable import GhostSync
+
+/// Open descriptors of this process (the suite is serialized, so only our server changes it).
+private func openDescriptors() -> Set<String> {
+    var names: Set<String> = []
+    guard let directory = opendir("/proc/self/fd") else { return [] }
+    defer { closedir(directory) }
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name.first?.isNumber == true {
+            var target = [CChar](repeating: 0, count: 256)
+            let count = readlink("/proc/self/fd/\(name)", &target, 255)
+            let link = count > 0 ? String(decoding: target[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+            names.insert("\(name) -> \(link)")
+        }
+    }
+    return names
+}
+
+extension Relay {
+    @Suite struct LifecycleTests {
+        @Test(arguments: workerCounts)
+        func shutdownClosesClientsCleanlyAndLeaksNothing(workers: Int) async throws {
+            let handler = RecordingHandler()
+            let before = openDescriptors()
+            let handle = try await ShardedServer.builder()
+                .bind("127.0.0.1:0").workers(workers).handler(handler).build().run()
+            try handle.createRoom("lobby")
+            let rooms = (0..<workers).map { roomID(onShard: $0, of: workers) }
+            for room in rooms { try handle.createRoom(room) }
+            var clients: [TestClient] = []
+            for index in 0..<12 {
+                let client = try TestClient(port: handle.localAddress.port)
+                _ = try client.join(index % 3 == 0 ? "lobby" : rooms[index % rooms.count])
+                if index % 2 == 0 { try client.send(.broadcast([1, 2, 3])) }  // unread input at shutdown
+                clients.append(client)
+            }
+            await handle.shutdown()
+            for client in clients {
+                #expect(try client.waitForClose(timeout: .seconds(5)), "client saw a reset, not a clean close")
+            }
+            #expect(handler.log.events.last == .shutdown)
+            #expect(handler.log.events.filter { if case .disconnect(_, .connectionClosed) = $0 { return true } else { return false } }.count == 12)
+            clients.removeAll()
+            let after = openDescriptors()
+            #expect(after.subtracting(before).isEmpty, "left open: \(after.subtracting(before))")
+            // Shutdown is idempotent.
+            await handle.shutdown()
+        }
+
+        @Test func startAndStopRepeatedly() async throws {
+            let before = openDescriptors()
+            for round in 0..<20 {
+                let handle = try await ShardedServer.builder().bind("127.0.0.1:0").workers(1 + round % 3).build().run()
+                try handle.createRoom("lobby")
+                let client = try TestClient(port: handle.localAddress.port)
+                _ = try client.join("lobby")
+                await handle.shutdown()
+                #expect(try client.waitForClose())
+            }
+            let after = openDescriptors()
+            #expect(after.subtracting(before).isEmpty, "left open: \(after.subtracting(before))")
+        }
+
+        @Test func concurrentShutdownCallsAllReturn() async throws {
+            let handle = try await ShardedServer.builder().bind("127.0.0.1:0").workers(2).build().run()
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 { group.addTask { await handle.shutdown() } }
+            }
+            #expect(throws: (any Error).self) { _ = try TestClient(port: handle.localAddress.port) }
+        }
+
+        @Test func portInUseFailsCleanly() async throws {
+            let first = try await ShardedServer.builder().bind("127.0.0.1:0").workers(1).build().run()
+            let port = first.localAddress.port
+            // A second server on the same port: SO_REUSEPORT is only shared within one user's
+            // sockets, so hold the port with a plain listener instead.
+            await first.shutdown()
+            let blocker = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { Glibc.close(blocker) }
+            let address = try SocketAddress(parsing: "127.0.0.1:\(port)")
+            #expect(address.withSockAddr { bind(blocker, $0, $1) } == 0)
+            #expect(listen(blocker, 1) == 0)
+            let before = openDescriptors()
+            do {
+                _ = try await ShardedServer.builder().bind("127.0.0.1:\(port)").workers(2).build().run()
+                Issue.record("expected a bind failure")
+            } catch {
+                guard case .bindFailed = error else { Issue.record("wrong error \(error)"); return }
+                #expect(error.description.contains("in use"))
+            }
+            #expect(openDescriptors().subtracting(before).isEmpty)
+            #expect(try workerThreadNames().isEmpty)
+        }
+
+        @Test func invalidOptionsAreRejected() async throws {
+            await #expect(throws: ServerError.self) { _ = try await ShardedServer.builder().bind("nonsense").build().run() }
+            await #expect(throws: ServerError.self) { _ = try await ShardedServer.builder().bind("127.0.0.1:99999").build().run() }
+            await #expect(throws: ServerError.self) { _ = try await ShardedServer.builder().workers(0).build().run() }
+            await #expect(throws: ServerError.self) { _ = try await ShardedServer.builder().channelCapacity(0).build().run() }
+            await #expect(throws: ServerError.self) { _ = try await ShardedServer.builder().pingInterval(.zero).build().run() }
+        }
+
+        @Test func ipv6Loopback() async throws {
+            let handle = try await ShardedServer.builder().bind("[::1]:0").workers(2).build().run()
+            try handle.createRoom("lobby")
+            #expect(handle.localAddress.isIPv6)
+            let client = try TestClient(port: handle.localAddress.port, host: "[::1]")
+            let id = try client.join("lobby")
+            #expect(handle.clientAddress(id)?.isLoopback == true)
+            await handle.shutdown()
+        }
+    }
+}
+
+func workerThreadNames() throws -> [String] {
+    var names: [String] = []
+    guard let directory = opendir("/proc/self/task") else { return [] }
+    defer { closedir(directory) }
+    while let entry = readdir(directory) {
+        let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if let name = readFile("/proc/self/task/\(tid)/comm"), name.hasPrefix("ghost-w") { names.append(name) }
+    }
+    return names
+}
