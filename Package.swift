@@ -16,7 +16,7 @@ let package = Package(
         .target(
             name: "GhostSync",
             dependencies: ["CGhostSyncShims", "CNuma"],
-            exclude: ["Wire/README.md", "Reactor/README.md", "Shards/README.md", "Rooms/README.md", "Server/README.md"]
+            exclude: ["Client/README.md", "Wire/README.md", "Reactor/README.md", "Shards/README.md", "Rooms/README.md", "Server/README.md"]
         ),
         .executableTarget(name: "GhostSyncExample", dependencies: ["GhostSync"]),
         .testTarget(name: "GhostSyncTests", dependencies: ["GhostSync", "CGhostSyncShims"]),

@@ -53,6 +53,19 @@ enum Syscall {
         }
     }
 
+    /// `send` with MSG_NOSIGNAL (EPIPE instead of SIGPIPE).
+    static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
+        while true {
+            let written = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+            if written >= 0 { return .transferred(written) }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            case let code: throw SystemError(call: "send", errno: code)
+            }
+        }
+    }
+
     /// Accepts one connection, non-blocking and close-on-exec; `nil` when none is waiting.
     static func accept(_ fd: Int32) throws(SystemError) -> (fd: Int32, address: SocketAddress)? {
         var storage = sockaddr_storage()
