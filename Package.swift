@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "GhostSync", targets: ["GhostSync"]),
         .executable(name: "ghost-sync-example", targets: ["GhostSyncExample"]),
+        .executable(name: "ghost-sync-client-example", targets: ["GhostSyncClientExample"]),
     ],
     targets: [
         // Only what Glibc does not import cleanly: epoll, eventfd, CPU_SET macros, _GNU_SOURCE calls.
@@ -19,6 +20,7 @@ let package = Package(
             exclude: ["Client/README.md", "Wire/README.md", "Reactor/README.md", "Shards/README.md", "Rooms/README.md", "Server/README.md"]
         ),
         .executableTarget(name: "GhostSyncExample", dependencies: ["GhostSync"]),
+        .executableTarget(name: "GhostSyncClientExample", dependencies: ["GhostSync"]),
         .testTarget(name: "GhostSyncTests", dependencies: ["GhostSync", "CGhostSyncShims"]),
     ],
     swiftLanguageModes: [.v6]

@@ -15,7 +15,7 @@ extension Relay {
             try await withServer(configure: {
                 $0.handler(handler).pingInterval(.milliseconds(50)).idleTimeout(.milliseconds(120))
             }) { handle, port in
-                let client = try TestClient(port: port)
+                let client = try RawClient(port: port)
                 let id = try client.join("lobby")
                 // Over ten ping intervals the client only answers pings (inside receive).
                 var pings = 0
@@ -35,7 +35,7 @@ extension Relay {
 
         @Test func firstPingComesAFullIntervalAfterConnect() async throws {
             try await withServer(configure: { $0.pingInterval(.milliseconds(300)) }) { _, port in
-                let client = try TestClient(port: port)
+                let client = try RawClient(port: port)
                 let start = ContinuousClock.now
                 #expect(try client.receive(timeout: .seconds(5), answeringPings: false) == .ping)
                 #expect(ContinuousClock.now - start >= .milliseconds(290))
@@ -47,9 +47,9 @@ extension Relay {
             try await withServer(configure: {
                 $0.handler(handler).idleTimeout(.milliseconds(200)).pingInterval(.seconds(30))
             }) { handle, port in
-                let watcher = try TestClient(port: port)
+                let watcher = try RawClient(port: port)
                 _ = try watcher.join("lobby")
-                let silent = try TestClient(port: port)
+                let silent = try RawClient(port: port)
                 let silentID = try silent.join("lobby")
                 #expect(try watcher.receive() == .playerJoined(clientID: silentID))
                 // The watcher stays active (a Ping round trip every 20 ms); the other never sends again.
@@ -77,7 +77,7 @@ extension Relay {
             try await withServer(configure: {
                 $0.handler(handler).pingInterval(.milliseconds(80)).idleTimeout(.seconds(30))
             }) { _, port in
-                let client = try TestClient(port: port)
+                let client = try RawClient(port: port)
                 let id = try client.join("lobby")
                 // It keeps sending (its own Pings, so it is never idle) but never answers a Ping.
                 var closed = false
@@ -99,8 +99,8 @@ extension Relay {
         /// a read mid-frame on its ping timer).
         @Test func pingTickNeverDisturbsAHalfReadFrame() async throws {
             try await withServer(configure: { $0.pingInterval(.milliseconds(200)).idleTimeout(.seconds(30)) }) { _, port in
-                let sender = try TestClient(port: port)
-                let receiver = try TestClient(port: port)
+                let sender = try RawClient(port: port)
+                let receiver = try RawClient(port: port)
                 let senderID = try sender.join("lobby")
                 _ = try receiver.join("lobby")
                 let frame = ClientWire.broadcast(Array("split across a ping".utf8)).encodedFrame()

@@ -14,21 +14,20 @@ extension Relay {
     @Suite struct LimitsTests {
         @Test func connectionsOverMaxClientsAreClosedAtOnce() async throws {
             try await withServer(configure: { $0.maxClients(2) }) { handle, port in
-                let first = try TestClient(port: port)
-                let second = try TestClient(port: port)
-                _ = try first.join("lobby")
-                _ = try second.join("lobby")
-                let third = try TestClient(port: port)
-                third.expectClosedWithoutAFrame()
+                let first = try await Client.local(port)
+                let second = try await Client.local(port)
+                _ = try await first.joined("lobby")
+                _ = try await second.joined("lobby")
+                let third = try await Client.local(port)
+                #expect(try await third.recv() == nil)  // closed at once, no frame
                 #expect(handle.clientCount == 2)
-                #expect(try first.receive().isPlayerJoined)
-                try first.send(.ping)
-                #expect(try first.receive() == .pong)
+                #expect(try await first.next().isPlayerJoined)
+                #expect(try await first.sync() == [])
                 // A slot frees up when a client leaves.
                 second.close()
-                #expect(try first.receive() .isPlayerLeft)
-                let fourth = try TestClient(port: port)
-                _ = try fourth.join("lobby")
+                #expect(try await first.next().isPlayerLeft)
+                let fourth = try await Client.local(port)
+                _ = try await fourth.joined("lobby")
             }
         }
 
@@ -36,8 +35,8 @@ extension Relay {
             var handler = RecordingHandler()
             handler.acceptConnection = { _ in false }
             try await withServer(configure: { $0.handler(handler) }) { handle, port in
-                let client = try TestClient(port: port)
-                client.expectClosedWithoutAFrame()
+                let client = try await Client.local(port)
+                #expect(try await client.recv() == nil)  // closed at once, no frame
                 let connect = await handler.log.first { if case .connect = $0 { return true } else { return false } }
                 guard case .connect(let address) = connect else { Issue.record("no onConnect"); return }
                 #expect(address.isLoopback)
@@ -50,22 +49,22 @@ extension Relay {
         func frameOverMaxPayloadClosesThatClientOnly(workers: Int) async throws {
             let handler = RecordingHandler()
             try await withServer(workers: workers, configure: { $0.handler(handler).maxPayload(1024) }) { _, port in
-                let good = try TestClient(port: port)
-                let bad = try TestClient(port: port)
-                let goodID = try good.join("lobby")
+                let good = try await Client.local(port)
+                let bad = try RawClient(port: port)
+                let goodID = try await good.joined("lobby")
                 let badID = try bad.join("lobby")
-                #expect(try good.receive() == .playerJoined(clientID: badID))
+                #expect(try await good.next() == .playerJoined(clientID: badID))
                 try bad.sendRaw([0x00, 0x00, 0x04, 0x01])  // announces 1025 bytes, sends none
                 #expect(try bad.waitForClose(timeout: .seconds(5)) || true)
                 #expect(await handler.log.first { $0 == .disconnect(badID, .payloadTooLarge) } != nil)
-                #expect(try good.receive() == .playerLeft(clientID: badID))
+                #expect(try await good.next() == .playerLeft(clientID: badID))
                 // Exactly maxPayload is fine.
-                let other = try TestClient(port: port)
-                let otherID = try other.join("lobby")
-                #expect(try good.receive() == .playerJoined(clientID: otherID))
+                let other = try await Client.local(port)
+                let otherID = try await other.joined("lobby")
+                #expect(try await good.next() == .playerJoined(clientID: otherID))
                 let data = [UInt8](repeating: 9, count: 1024 - 12)
-                try other.send(.broadcast(data))
-                #expect(try good.receive() == .broadcast(senderID: otherID, data: data))
+                try await other.broadcast((data))
+                #expect(try await good.next() == .broadcast(senderID: otherID, data: data))
                 _ = goodID
             }
         }
@@ -80,18 +79,17 @@ extension Relay {
                 ([0, 0, 0, 6, 4, 0, 0, 0, 1, 0], "payload truncated"),
             ]
             try await withServer(configure: { $0.handler(handler) }) { _, port in
-                let good = try TestClient(port: port)
-                _ = try good.join("lobby")
+                let good = try await Client.local(port)
+                _ = try await good.joined("lobby")
                 for (bytes, reason) in cases {
-                    let bad = try TestClient(port: port)
+                    let bad = try RawClient(port: port)
                     let badID = try bad.join("lobby")
-                    #expect(try good.receive() == .playerJoined(clientID: badID))
+                    #expect(try await good.next() == .playerJoined(clientID: badID))
                     try bad.sendRaw(bytes)
                     #expect(await handler.log.first { $0 == .disconnect(badID, .protocol(reason)) } != nil, "\(reason)")
-                    #expect(try good.receive() == .playerLeft(clientID: badID))
+                    #expect(try await good.next() == .playerLeft(clientID: badID))
                 }
-                try good.send(.ping)
-                #expect(try good.receive() == .pong)
+                #expect(try await good.sync() == [])
             }
         }
 
@@ -99,19 +97,19 @@ extension Relay {
         func clientThatStopsReadingLosesFramesNotOthers(workers: Int) async throws {
             let handler = RecordingHandler()
             try await withServer(workers: workers, configure: { $0.handler(handler).channelCapacity(8) }) { handle, port in
-                let stuck = try TestClient(port: port)
+                let stuck = try RawClient(port: port)
                 stuck.shrinkReceiveBuffer()
                 let stuckID = try stuck.join("lobby")
-                let reader = try TestClient(port: port)
-                let readerID = try reader.join("lobby")
-                let sender = try TestClient(port: port)
-                let senderID = try sender.join("lobby")
-                #expect(try reader.receive() == .playerJoined(clientID: senderID))
+                let reader = try await Client.local(port)
+                let readerID = try await reader.joined("lobby")
+                let sender = try await Client.local(port)
+                let senderID = try await sender.joined("lobby")
+                #expect(try await reader.next() == .playerJoined(clientID: senderID))
                 let payload = [UInt8](repeating: 0xab, count: 32 * 1024)
                 // The sender floods; the reader keeps up; the stuck client never reads.
                 for sequence in 0..<400 {
-                    try sender.send(.broadcast([UInt8(sequence & 0xff)] + payload))
-                    guard case .broadcast(let from, let data) = try reader.receive() else {
+                    try await sender.broadcast(([UInt8(sequence & 0xff)] + payload))
+                    guard case .broadcast(let from, let data) = try await reader.next() else {
                         Issue.record("reader expected a broadcast")
                         return
                     }
@@ -125,12 +123,5 @@ extension Relay {
                 #expect(handle.roomQueueLengths("lobby")?[stuckID] == queued)
             }
         }
-    }
-}
-
-extension ServerWire {
-    var isPlayerLeft: Bool {
-        if case .playerLeft = self { return true }
-        return false
     }
 }

@@ -27,9 +27,9 @@ extension Relay {
                 #expect(handle.roomClients("nope") == nil)
                 #expect(handle.roomClientCount("nope") == nil)
                 // A room exists for joins as soon as createRoom returns.
-                let client = try TestClient(port: port)
+                let client = try await Client.local(port)
                 try handle.createRoom("fresh")
-                _ = try client.join("fresh")
+                _ = try await client.joined("fresh")
                 #expect(handle.deleteRoom("duel"))
                 #expect(!handle.deleteRoom("duel"))
                 #expect(!handle.roomExists("duel"))
@@ -42,11 +42,10 @@ extension Relay {
         @Test func emptyRoomsAreNotDeleted() async throws {
             try await withServer { handle, port in
                 do {
-                    let client = try TestClient(port: port)
-                    _ = try client.join("lobby")
-                    try client.send(.leaveRoom)
-                    try client.send(.ping)
-                    #expect(try client.receive() == .pong)
+                    let client = try await Client.local(port)
+                    _ = try await client.joined("lobby")
+                    try await client.leave()
+                    #expect(try await client.sync() == [])
                 }
                 #expect(handle.roomExists("lobby"))
             }
@@ -83,8 +82,8 @@ extension Relay {
                 #expect(!handle.roomHasMeta("lobby", Score.self))
                 #expect(!handle.setRoomMeta("nope", Score(points: 0)))
 
-                let client = try TestClient(port: port)
-                let id = try client.join("lobby")
+                let client = try await Client.local(port)
+                let id = try await client.joined("lobby")
                 #expect(handle.setClientMeta(id, Team(name: "blue")))
                 #expect(handle.clientMeta(id, as: Team.self) == Team(name: "blue"))
                 #expect(handle.withClientMeta(id, as: Team.self) { $0.name = "green" } != nil)
@@ -100,32 +99,30 @@ extension Relay {
         @Test(arguments: workerCounts)
         func softDelete(workers: Int) async throws {
             try await withServer(workers: workers) { handle, port in
-                let oldA = try TestClient(port: port)
-                let oldB = try TestClient(port: port)
-                let oldAID = try oldA.join("lobby")
-                let oldBID = try oldB.join("lobby")
-                #expect(try oldA.receive() == .playerJoined(clientID: oldBID))
+                let oldA = try await Client.local(port)
+                let oldB = try await Client.local(port)
+                let oldAID = try await oldA.joined("lobby")
+                let oldBID = try await oldB.joined("lobby")
+                #expect(try await oldA.next() == .playerJoined(clientID: oldBID))
                 #expect(handle.deleteRoom("lobby"))
-                try oldA.send(.broadcast([1]))
-                #expect(try oldA.receive() == .error("room not found: lobby"))
-                try oldA.send(.joinRoom("lobby"))
-                #expect(try oldA.receive() == .error("room not found: lobby"))
+                try await oldA.broadcast(([1]))
+                #expect(try await oldA.next() == .error("room not found: lobby"))
+                try await oldA.join(("lobby"))
+                #expect(try await oldA.next() == .error("room not found: lobby"))
                 #expect(handle.roomClients("lobby") == nil)
 
                 try handle.createRoom("lobby")
-                let fresh = try TestClient(port: port)
-                let freshID = try fresh.join("lobby")
+                let fresh = try await Client.local(port)
+                let freshID = try await fresh.joined("lobby")
                 #expect(handle.roomClients("lobby") == [freshID])
-                try oldB.send(.broadcast([2]))
-                #expect(try oldB.receive() == .error("room not found: lobby"))
-                try fresh.send(.broadcast([3]))
-                try fresh.send(.ping)
-                #expect(try fresh.receive() == .pong)  // no PlayerJoined, no broadcast from the old room
-                try oldA.send(.ping)
-                #expect(try oldA.receive() == .pong)  // oldA got nothing from the new room
+                try await oldB.broadcast(([2]))
+                #expect(try await oldB.next() == .error("room not found: lobby"))
+                try await fresh.broadcast(([3]))
+                #expect(try await fresh.sync() == [])  // no PlayerJoined, no broadcast from the old room
+                #expect(try await oldA.sync() == [])  // oldA got nothing from the new room
                 // The old members can join the new room like anyone else.
-                #expect(try oldA.join("lobby") == oldAID)
-                #expect(try fresh.receive() == .playerJoined(clientID: oldAID))
+                #expect(try await oldA.joined("lobby") == oldAID)
+                #expect(try await fresh.next() == .playerJoined(clientID: oldAID))
             }
         }
 
@@ -144,13 +141,13 @@ extension Relay {
             let box = Box()
             try await withServer(workers: workers, rooms: ["duel"], configure: { $0.handler(MaxPlayers(limit: 2, box: box)) }) { handle, port in
                 box.handle.withLock { $0 = handle }
-                let first = try TestClient(port: port)
-                let second = try TestClient(port: port)
-                let third = try TestClient(port: port)
-                _ = try first.join("duel")
-                _ = try second.join("duel")
-                try third.send(.joinRoom("duel"))
-                #expect(try third.receive() == .error("join rejected"))
+                let first = try await Client.local(port)
+                let second = try await Client.local(port)
+                let third = try await Client.local(port)
+                _ = try await first.joined("duel")
+                _ = try await second.joined("duel")
+                try await third.join(("duel"))
+                #expect(try await third.next() == .error("join rejected"))
                 #expect(handle.roomClientCount("duel") == 2)
             }
         }

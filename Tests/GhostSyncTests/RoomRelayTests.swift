@@ -14,8 +14,8 @@ extension Relay {
         func connectAndJoin(workers: Int) async throws {
             let handler = RecordingHandler()
             try await withServer(workers: workers, configure: { $0.handler(handler) }) { handle, port in
-                let client = try TestClient(port: port)
-                let id = try client.join("lobby")
+                let client = try await Client.local(port)
+                let id = try await client.joined("lobby")
                 #expect(handle.clientRoom(id) == "lobby")
                 #expect(handle.roomClients("lobby") == [id])
                 #expect(handle.clientAddress(id)?.isLoopback == true)
@@ -25,9 +25,9 @@ extension Relay {
 
         @Test func joinNonexistentRoom() async throws {
             try await withServer { _, port in
-                let client = try TestClient(port: port)
-                try client.send(.joinRoom("nowhere"))
-                #expect(try client.receive() == .error("room not found: nowhere"))
+                let client = try await Client.local(port)
+                try await client.join(("nowhere"))
+                #expect(try await client.next() == .error("room not found: nowhere"))
             }
         }
 
@@ -35,23 +35,22 @@ extension Relay {
         func broadcastReachesOthersButNotTheSender(workers: Int) async throws {
             let handler = RecordingHandler()
             try await withServer(workers: workers, configure: { $0.handler(handler) }) { _, port in
-                let sender = try TestClient(port: port)
-                let first = try TestClient(port: port)
-                let second = try TestClient(port: port)
-                let senderID = try sender.join("lobby")
-                _ = try first.join("lobby")
-                _ = try second.join("lobby")
-                try sender.send(.broadcast(Array("hello room".utf8)))
+                let sender = try await Client.local(port)
+                let first = try await Client.local(port)
+                let second = try await Client.local(port)
+                let senderID = try await sender.joined("lobby")
+                _ = try await first.joined("lobby")
+                _ = try await second.joined("lobby")
+                try await sender.broadcast((Array("hello room".utf8)))
                 for receiver in [first, second] {
-                    var message = try receiver.receive()
-                    while case .playerJoined = message { message = try receiver.receive() }
+                    var message = try await receiver.next()
+                    while case .playerJoined = message { message = try await receiver.next() }
                     #expect(message == .broadcast(senderID: senderID, data: Array("hello room".utf8)))
                 }
                 // The sender sees the two PlayerJoined, then nothing of its own broadcast.
-                #expect(try sender.receive().isPlayerJoined)
-                #expect(try sender.receive().isPlayerJoined)
-                try sender.send(.ping)
-                #expect(try sender.receive() == .pong)
+                #expect(try await sender.next().isPlayerJoined)
+                #expect(try await sender.next().isPlayerJoined)
+                #expect(try await sender.sync() == [])
                 #expect(await handler.log.first { $0 == .broadcast(senderID, "lobby", Array("hello room".utf8)) } != nil)
             }
         }
@@ -59,21 +58,19 @@ extension Relay {
         @Test(arguments: workerCounts)
         func roomsAreIsolated(workers: Int) async throws {
             try await withServer(workers: workers, rooms: ["red", "blue"]) { _, port in
-                let red1 = try TestClient(port: port)
-                let red2 = try TestClient(port: port)
-                let blue = try TestClient(port: port)
-                _ = try red1.join("red")
-                _ = try blue.join("blue")
-                _ = try red2.join("red")
-                #expect(try red1.receive().isPlayerJoined)
-                try blue.send(.broadcast([1]))
-                try red2.send(.broadcast([2]))
-                guard case .broadcast(_, let data) = try red1.receive() else { Issue.record("expected broadcast"); return }
+                let red1 = try await Client.local(port)
+                let red2 = try await Client.local(port)
+                let blue = try await Client.local(port)
+                _ = try await red1.joined("red")
+                _ = try await blue.joined("blue")
+                _ = try await red2.joined("red")
+                #expect(try await red1.next().isPlayerJoined)
+                try await blue.broadcast(([1]))
+                try await red2.broadcast(([2]))
+                guard case .broadcast(_, let data) = try await red1.next() else { Issue.record("expected broadcast"); return }
                 #expect(data == [2])
-                try red1.send(.ping)
-                #expect(try red1.receive() == .pong)
-                try blue.send(.ping)
-                #expect(try blue.receive() == .pong)  // nothing from red arrived before
+                #expect(try await red1.sync() == [])
+                #expect(try await blue.sync() == [])  // nothing from red arrived before
             }
         }
 
@@ -81,20 +78,20 @@ extension Relay {
         func leaveTellsTheOthers(workers: Int) async throws {
             let handler = RecordingHandler()
             try await withServer(workers: workers, configure: { $0.handler(handler) }) { handle, port in
-                let stay = try TestClient(port: port)
-                let go = try TestClient(port: port)
-                _ = try stay.join("lobby")
-                let goID = try go.join("lobby")
-                #expect(try stay.receive() == .playerJoined(clientID: goID))
-                try go.send(.leaveRoom)
-                #expect(try stay.receive() == .playerLeft(clientID: goID))
+                let stay = try await Client.local(port)
+                let go = try await Client.local(port)
+                _ = try await stay.joined("lobby")
+                let goID = try await go.joined("lobby")
+                #expect(try await stay.next() == .playerJoined(clientID: goID))
+                try await go.leave()
+                #expect(try await stay.next() == .playerLeft(clientID: goID))
                 #expect(await handler.log.first { $0 == .leave(goID, "lobby") } != nil)
                 #expect(handle.clientRoom(goID) == nil)
                 #expect(handle.roomClientCount("lobby") == 1)
                 // Leave while in no room: nothing happens; broadcast now fails.
-                try go.send(.leaveRoom)
-                try go.send(.broadcast([1]))
-                #expect(try go.receive() == .error("not in a room"))
+                try await go.leave()
+                try await go.broadcast(([1]))
+                #expect(try await go.next() == .error("not in a room"))
             }
         }
 
@@ -102,16 +99,16 @@ extension Relay {
         func disconnectCleansUp(workers: Int) async throws {
             let handler = RecordingHandler()
             try await withServer(workers: workers, configure: { $0.handler(handler) }) { handle, port in
-                let stay = try TestClient(port: port)
-                _ = try stay.join("lobby")
+                let stay = try await Client.local(port)
+                _ = try await stay.joined("lobby")
                 let goID: UUID
                 do {
-                    let go = try TestClient(port: port)
-                    goID = try go.join("lobby")
-                    #expect(try stay.receive() == .playerJoined(clientID: goID))
+                    let go = try await Client.local(port)
+                    goID = try await go.joined("lobby")
+                    #expect(try await stay.next() == .playerJoined(clientID: goID))
                     #expect(handle.clientCount == 2)
                 }  // closed here
-                #expect(try stay.receive() == .playerLeft(clientID: goID))
+                #expect(try await stay.next() == .playerLeft(clientID: goID))
                 #expect(await handler.log.first { $0 == .disconnect(goID, .connectionClosed) } != nil)
                 #expect(handler.log.events.contains(.leave(goID, "lobby")))
                 #expect(handle.roomClients("lobby")?.contains(goID) == false)
@@ -122,13 +119,13 @@ extension Relay {
 
         @Test func joiningAnotherRoomLeavesTheFirst() async throws {
             try await withServer(workers: 2, rooms: ["a", "b"]) { handle, port in
-                let watcher = try TestClient(port: port)
-                let mover = try TestClient(port: port)
-                _ = try watcher.join("a")
-                let moverID = try mover.join("a")
-                #expect(try watcher.receive() == .playerJoined(clientID: moverID))
-                #expect(try mover.join("b") == moverID)
-                #expect(try watcher.receive() == .playerLeft(clientID: moverID))
+                let watcher = try await Client.local(port)
+                let mover = try await Client.local(port)
+                _ = try await watcher.joined("a")
+                let moverID = try await mover.joined("a")
+                #expect(try await watcher.next() == .playerJoined(clientID: moverID))
+                #expect(try await mover.joined("b") == moverID)
+                #expect(try await watcher.next() == .playerLeft(clientID: moverID))
                 #expect(handle.roomClients("b") == [moverID])
                 #expect(handle.clientRoom(moverID) == "b")
             }
@@ -138,38 +135,31 @@ extension Relay {
             var handler = RecordingHandler()
             handler.acceptJoin = { _, room in room != "vip" }
             try await withServer(rooms: ["lobby", "vip"], configure: { $0.handler(handler) }) { handle, port in
-                let client = try TestClient(port: port)
-                let id = try client.join("lobby")
-                try client.send(.joinRoom("vip"))
-                #expect(try client.receive() == .error("join rejected"))
+                let client = try await Client.local(port)
+                let id = try await client.joined("lobby")
+                try await client.join(("vip"))
+                #expect(try await client.next() == .error("join rejected"))
                 #expect(handle.clientRoom(id) == "lobby")  // a rejected join leaves the client where it was
             }
         }
 
         @Test func echoTestAnswersTheSender() async throws {
             try await withServer { _, port in
-                let client = try TestClient(port: port)
-                try client.send(.echoTest(Array("marco".utf8)))
-                #expect(try client.receive() == .echoTest(Array("marco".utf8)))
-                _ = try client.join("lobby")
-                try client.send(.echoTest([]))
-                #expect(try client.receive() == .echoTest([]))
+                let client = try await Client.local(port)
+                try await client.echoTest((Array("marco".utf8)))
+                #expect(try await client.next() == .echoTest(Array("marco".utf8)))
+                _ = try await client.joined("lobby")
+                try await client.echoTest(([]))
+                #expect(try await client.next() == .echoTest([]))
             }
         }
 
         @Test func pingIsAnsweredWithPong() async throws {
             try await withServer { _, port in
-                let client = try TestClient(port: port)
+                let client = try RawClient(port: port)  // raw: the Client hides pongs
                 try client.send(.ping)
                 #expect(try client.receive() == .pong)
             }
         }
-    }
-}
-
-extension ServerWire {
-    var isPlayerJoined: Bool {
-        if case .playerJoined = self { return true }
-        return false
     }
 }

@@ -25,9 +25,9 @@ extension Relay {
             try await withServer(workers: workers, rooms: rooms + startRooms) { handle, port in
                 server = handle
                 for (index, room) in rooms.enumerated() {
-                    let member = try TestClient(port: port)
-                    _ = try member.join(room)
-                    let burster = try TestClient(port: port)
+                    let member = try await Client.local(port)
+                    _ = try await member.joined(room)
+                    let burster = try RawClient(port: port)
                     _ = try burster.join(startRooms[index])
                     var burst = ClientWire.joinRoom(room).encodedFrame()
                     for sequence in 0..<1000 {
@@ -38,9 +38,9 @@ extension Relay {
                         Issue.record("burster did not join \(room)")
                         return
                     }
-                    #expect(try member.receive() == .playerJoined(clientID: bursterID))
+                    #expect(try await member.next() == .playerJoined(clientID: bursterID))
                     for expected in 0..<1000 {
-                        guard case .broadcast(let sender, let data) = try member.receive() else {
+                        guard case .broadcast(let sender, let data) = try await member.next() else {
                             Issue.record("expected broadcast \(expected)")
                             return
                         }
@@ -51,8 +51,7 @@ extension Relay {
                             return
                         }
                     }
-                    try member.send(.ping)
-                    #expect(try member.receive() == .pong)  // none twice
+                    #expect(try await member.sync() == [])  // none twice
                 }
             }
             // After shutdown every worker has published its final counts.
@@ -70,18 +69,18 @@ extension Relay {
             let rooms = (0..<workers).map { roomID(onShard: $0, of: workers) }
             try await withServer(workers: workers, rooms: rooms) { handle, port in
                 #expect(rooms.enumerated().allSatisfy { handle.shard(of: $0.element) == $0.offset })
-                var pairs: [(TestClient, TestClient, UUID)] = []
+                var pairs: [(Client, Client, UUID)] = []
                 for room in rooms {
-                    let a = try TestClient(port: port)
-                    let b = try TestClient(port: port)
-                    let aID = try a.join(room)
-                    _ = try b.join(room)
-                    #expect(try a.receive().isPlayerJoined)
+                    let a = try await Client.local(port)
+                    let b = try await Client.local(port)
+                    let aID = try await a.joined(room)
+                    _ = try await b.joined(room)
+                    #expect(try await a.next().isPlayerJoined)
                     pairs.append((a, b, aID))
                 }
-                for (index, pair) in pairs.enumerated() { try pair.0.send(.broadcast([UInt8(index)])) }
+                for (index, pair) in pairs.enumerated() { try await pair.0.broadcast([UInt8(index)]) }
                 for (index, pair) in pairs.enumerated() {
-                    #expect(try pair.1.receive() == .broadcast(senderID: pair.2, data: [UInt8(index)]))
+                    #expect(try await pair.1.next() == .broadcast(senderID: pair.2, data: [UInt8(index)]))
                 }
             }
         }
@@ -92,26 +91,27 @@ extension Relay {
         func clientMovesBetweenShards(workers: Int) async throws {
             let rooms = (0..<max(workers, 2)).map { roomID(onShard: $0 % workers, of: workers, prefix: "hop\($0)") }
             try await withServer(workers: workers, rooms: rooms) { handle, port in
-                let residents = try rooms.map { room -> TestClient in
-                    let resident = try TestClient(port: port)
-                    _ = try resident.join(room)
-                    return resident
+                var residents: [Client] = []
+                for room in rooms {
+                    let resident = try await Client.local(port)
+                    _ = try await resident.joined(room)
+                    residents.append(resident)
                 }
-                let traveller = try TestClient(port: port)
+                let traveller = try await Client.local(port)
                 var travellerID: UUID?
                 for lap in 0..<3 {
                     for (index, room) in rooms.enumerated() {
-                        let id = try traveller.join(room)
+                        let id = try await traveller.joined(room)
                         if travellerID == nil { travellerID = id }
                         #expect(id == travellerID)
                         #expect(handle.clientRoom(id) == room)
                         let previous = (index + rooms.count - 1) % rooms.count
                         if lap > 0 || index > 0 {
-                            #expect(try residents[previous].receive() == .playerLeft(clientID: id))
+                            #expect(try await residents[previous].next() == .playerLeft(clientID: id))
                         }
-                        #expect(try residents[index].receive() == .playerJoined(clientID: id))
-                        try traveller.send(.broadcast([UInt8(lap), UInt8(index)]))
-                        #expect(try residents[index].receive() == .broadcast(senderID: id, data: [UInt8(lap), UInt8(index)]))
+                        #expect(try await residents[index].next() == .playerJoined(clientID: id))
+                        try await traveller.broadcast(([UInt8(lap), UInt8(index)]))
+                        #expect(try await residents[index].next() == .broadcast(senderID: id, data: [UInt8(lap), UInt8(index)]))
                         for other in rooms.indices where other != index {
                             #expect(handle.roomClients(rooms[other])?.contains(id) == false)
                         }
@@ -148,27 +148,27 @@ extension Relay {
                         }
                     }
                 }
-                var clients: [TestClient] = []
-                var roomless: [TestClient] = []
+                var clients: [Client] = []
+                var roomless: [Client] = []
                 for index in 0..<24 {
-                    let client = try TestClient(port: port)
-                    let id = try client.join(rooms[index % rooms.count])
+                    let client = try await Client.local(port)
+                    let id = try await client.joined(rooms[index % rooms.count])
                     if index % 3 == 0 {
-                        _ = try client.join(rooms[(index + 1) % rooms.count])
+                        _ = try await client.joined(rooms[(index + 1) % rooms.count])
                         #expect(handle.clientRoom(id) == rooms[(index + 1) % rooms.count])
                     }
                     if index % 4 == 0 {
-                        try client.send(.leaveRoom)
+                        try await client.leave()
                         roomless.append(client)
                     } else {
                         clients.append(client)
                     }
                 }
-                for client in clients { try client.send(.broadcast([7])) }
+                for client in clients { try await client.broadcast(([7])) }
                 for client in clients {
-                    try client.send(.echoTest([1]))
-                    var message = try client.receive()
-                    while message != .echoTest([1]) { message = try client.receive() }
+                    try await client.echoTest(([1]))
+                    var message = try await client.next()
+                    while message != .echoTest([1]) { message = try await client.next() }
                 }
                 stop.store(true, ordering: .relaxed)
                 threads.forEach { pthread_join($0, nil) }

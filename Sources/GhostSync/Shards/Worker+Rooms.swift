@@ -86,7 +86,7 @@ extension Worker {
         statistics[.leaves] += 1
         room.record.removeMember(connection.id)
         connection.record.setRoomID(nil)
-        if !room.members.isEmpty {
+        if !room.members.isEmpty && !isShuttingDown {
             let frame = SharedFrame.encoding(.playerLeft(clientID: connection.id))
             for member in room.members {
                 enqueue(frame, to: member)

@@ -43,6 +43,8 @@ final class Worker {
     /// Monotonic milliseconds, read once per iteration.
     var now: Int64
     private var running = true
+    /// Set while closing everything at shutdown: members are not told about each other leaving.
+    var isShuttingDown = false
     /// This worker's counters: plain integers, published once per iteration.
     var statistics = WorkerStatistics()
     let published: PublishedStatistics
@@ -309,6 +311,7 @@ final class Worker {
     /// Shutdown: stop accepting; send what is queued; close every client so it sees a clean
     /// end-of-stream (unread input is drained first, else the kernel would send a reset).
     private func closeEverything() {
+        isShuttingDown = true
         epoll.remove(listener.fd)
         listener.close()
         for case let connection? in connections where !connection.isClosed {

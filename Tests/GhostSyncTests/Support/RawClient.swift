@@ -8,9 +8,9 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// A deliberately simple blocking client for driving the server from tests: real TCP on
+/// A deliberately simple blocking client that speaks raw bytes, for tests that must misbehave (malformed frames, half frames, unanswered pings, never reading): real TCP on
 /// 127.0.0.1, every wait bounded by `poll` with a timeout.
-final class TestClient {
+final class RawClient {
     enum Failure: Error, CustomStringConvertible {
         case timedOut(String)
         case closed
@@ -172,5 +172,17 @@ final class TestClient {
             consumed = 0
         }
         buffer.append(contentsOf: chunk[0..<count])
+    }
+}
+
+extension ServerWire {
+    var isPlayerJoined: Bool {
+        if case .playerJoined = self { return true }
+        return false
+    }
+
+    var isPlayerLeft: Bool {
+        if case .playerLeft = self { return true }
+        return false
     }
 }
