@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev
 
-.PHONY: help deps build release test run example clean
+.PHONY: help deps build release test test-tsan run clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ release: deps ## Release build
 test: deps ## Run the whole test suite (Swift Testing, real sockets on 127.0.0.1)
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+test-tsan: deps ## The whole suite under ThreadSanitizer (multi-worker tests included)
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan
 
 run: deps ## Build and start a relay with default settings (rooms lobby, deathmatch, duel) on $(BIND)
 	$(SWIFT) build -c release --product ghost-sync-example

@@ -129,7 +129,7 @@ extension Relay {
         /// The guide's max-players example: `roomClientCount` called inside `onJoin`.
         @Test(arguments: workerCounts)
         func maxPlayersFromInsideOnJoin(workers: Int) async throws {
-            final class Box: Sendable { let handle = Mutex<ServerHandle?>(nil) }
+            final class Box: Sendable { let handle = Locked<ServerHandle?>(nil) }
             struct MaxPlayers: ServerHandler {
                 let limit: Int
                 let box: Box

@@ -70,12 +70,12 @@ final class ClientConnection: Sendable {
 
     let fd: Int32
     let remote: SocketAddress
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     private init(fd: Int32, remote: SocketAddress, maxPayload: Int) {
         self.fd = fd
         self.remote = remote
-        self.state = Mutex(State(decoder: FrameDecoder(maxPayload: maxPayload)))
+        self.state = Locked(State(decoder: FrameDecoder(maxPayload: maxPayload)))
     }
 
     deinit {

@@ -10,7 +10,7 @@ final class ClientReactor: Sendable {
     static let shared = ClientReactor()
 
     private let epoll: Epoll
-    private let connections = Mutex<[UInt64: ClientConnection]>([:])
+    private let connections = Locked<[UInt64: ClientConnection]>([:])
     private let nextToken = Atomic<UInt64>(1)
 
     private init() {

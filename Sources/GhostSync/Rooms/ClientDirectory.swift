@@ -3,13 +3,12 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import Synchronization
 
 /// Every connected client, by ID, readable from any thread. Striped by ID so that accepts and
 /// closes on different workers rarely contend; touched only on connect, disconnect and queries.
 final class ClientDirectory: Sendable {
     private final class Stripe: Sendable {
-        let clients = Mutex<[UUID: ClientRecord]>([:])
+        let clients = Locked<[UUID: ClientRecord]>([:])
     }
 
     private let stripes: [Stripe] = (0..<16).map { _ in Stripe() }

@@ -17,12 +17,12 @@ final class ClientRecord: Sendable {
     let address: SocketAddress
     /// Outgoing frames queued, as of the owner's last flush (relaxed: a monitoring figure).
     let queueLength = Atomic<Int>(0)
-    let state: Mutex<State>
+    let state: Locked<State>
 
     init(id: UUID, address: SocketAddress) {
         self.id = id
         self.address = address
-        self.state = Mutex(State())
+        self.state = Locked(State())
     }
 
     var roomID: String? { state.withLock { $0.roomID } }

@@ -5,7 +5,7 @@ import Synchronization
 /// as soon as `create` returns. No lock here is ever held while a hook runs.
 final class RoomDirectory: Sendable {
     private final class Stripe: Sendable {
-        let rooms = Mutex<[String: RoomRecord]>([:])
+        let rooms = Locked<[String: RoomRecord]>([:])
     }
 
     let shardMap: ShardMap

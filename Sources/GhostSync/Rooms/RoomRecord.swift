@@ -3,7 +3,6 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import Synchronization
 
 /// The cross-thread view of one room. A new record (with a new generation) is made each time a
 /// room ID is created, so members of a deleted room never mix with a later room of the same ID.
@@ -19,13 +18,13 @@ final class RoomRecord: Sendable {
     let generation: UInt64
     /// The worker that owns the room.
     let shard: Int
-    let state: Mutex<State>
+    let state: Locked<State>
 
     init(id: String, generation: UInt64, shard: Int) {
         self.id = id
         self.generation = generation
         self.shard = shard
-        self.state = Mutex(State())
+        self.state = Locked(State())
     }
 
     func addMember(_ client: ClientRecord) {

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// Counts down arrivals from worker threads; an async waiter resumes when all have arrived.
 /// Lets `run()` and `shutdown()` wait for threads without blocking a Swift concurrency thread.
@@ -9,10 +8,10 @@ final class CompletionLatch: Sendable {
         var waiters: [CheckedContinuation<[SystemError], Never>] = []
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(count: Int) {
-        state = Mutex(State(remaining: count))
+        state = Locked(State(remaining: count))
     }
 
     func arrive(_ failure: SystemError?) {

@@ -16,7 +16,7 @@ public final class ServerHandle: Sendable {
     let core: ServerCore
     private let threads: [pthread_t]
     private let stopped: CompletionLatch
-    private let shutdownState = Mutex<ShutdownState>(.running)
+    private let shutdownState = Locked<ShutdownState>(.running)
 
     private enum ShutdownState {
         case running

@@ -1,4 +1,4 @@
-import Synchronization
+@testable import GhostSync
 
 /// A thread-safe append-only log that a test can await: hooks append from worker threads, the
 /// test waits for the entry it expects (bounded by a timeout) instead of sleeping.
@@ -15,7 +15,7 @@ final class EventLog<Event: Sendable>: Sendable {
         var nextID = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init() {}
 
