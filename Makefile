@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev
 
-.PHONY: help deps build release test test-tsan run clean
+.PHONY: help deps build release test test-tsan run run-example clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,7 +31,11 @@ test-tsan: deps ## The whole suite under ThreadSanitizer (multi-worker tests inc
 	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
 	$(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan
 
-run: deps ## Build and start a relay with default settings (rooms lobby, deathmatch, duel) on $(BIND)
+run: deps ## Build and start the relay with default settings (rooms lobby, deathmatch, duel) on $(BIND)
+	$(SWIFT) build -c release --product ghost-sync
+	$$($(SWIFT) build -c release --show-bin-path)/ghost-sync relay --bind $(BIND) $(ARGS)
+
+run-example: deps ## Build and start the minimal embedded example relay (Sources/GhostSyncExample)
 	$(SWIFT) build -c release --product ghost-sync-example
 	$$($(SWIFT) build -c release --show-bin-path)/ghost-sync-example $(BIND)
 

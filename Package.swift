@@ -1,4 +1,4 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
 let package = Package(
@@ -6,22 +6,53 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "GhostSync", targets: ["GhostSync"]),
+        .library(name: "GhostSyncRelay", targets: ["GhostSyncRelay"]),
+        .executable(name: "ghost-sync", targets: ["GhostSyncCLI"]),
         .executable(name: "ghost-sync-example", targets: ["GhostSyncExample"]),
         .executable(name: "ghost-sync-client-example", targets: ["GhostSyncClientExample"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Only what Glibc does not import cleanly: epoll, eventfd, CPU_SET macros, _GNU_SOURCE calls.
         .target(name: "CGhostSyncShims"),
         // libnuma, found through pkg-config; Debian package libnuma-dev (the Makefile installs it).
         .systemLibrary(name: "CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
+        // The engine and the client: no dependency beyond the toolchain.
         .target(
             name: "GhostSync",
             dependencies: ["CGhostSyncShims", "CNuma"],
             exclude: ["Client/README.md", "Wire/README.md", "Reactor/README.md", "Shards/README.md", "Rooms/README.md", "Server/README.md"]
         ),
+        // The packaged relay's operations pieces: control protocol, Prometheus endpoint, logging,
+        // service lifecycle. A library so embedders (and tests) can use them in-process.
+        .target(
+            name: "GhostSyncRelay",
+            dependencies: [
+                "GhostSync", "CGhostSyncShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "GhostSyncCLI",
+            dependencies: [
+                "GhostSync", "GhostSyncRelay",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(name: "GhostSyncExample", dependencies: ["GhostSync"]),
         .executableTarget(name: "GhostSyncClientExample", dependencies: ["GhostSync"]),
-        .testTarget(name: "GhostSyncTests", dependencies: ["GhostSync", "CGhostSyncShims"]),
+        .testTarget(name: "GhostSyncTests", dependencies: ["GhostSync", "GhostSyncRelay", "CGhostSyncShims"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,26 +3,26 @@ import Glibc
 
 /// One worker's epoll instance. Level-triggered: a readable socket is read once per loop
 /// iteration, so one busy client cannot starve the others on the same worker.
-struct Epoll {
-    let fd: Int32
+package struct Epoll: Sendable {
+    package let fd: Int32
 
-    init() throws(SystemError) {
+    package init() throws(SystemError) {
         fd = try Syscall.epollCreate()
     }
 
-    func add(_ descriptor: Int32, events: UInt32, token: UInt64) throws(SystemError) {
+    package func add(_ descriptor: Int32, events: UInt32, token: UInt64) throws(SystemError) {
         try Syscall.epollControl(fd, gs_EPOLL_CTL_ADD, descriptor, events: events, token: token)
     }
 
-    func modify(_ descriptor: Int32, events: UInt32, token: UInt64) throws(SystemError) {
+    package func modify(_ descriptor: Int32, events: UInt32, token: UInt64) throws(SystemError) {
         try Syscall.epollControl(fd, gs_EPOLL_CTL_MOD, descriptor, events: events, token: token)
     }
 
-    func remove(_ descriptor: Int32) {
+    package func remove(_ descriptor: Int32) {
         try? Syscall.epollControl(fd, gs_EPOLL_CTL_DEL, descriptor, events: 0, token: 0)
     }
 
-    func close() {
+    package func close() {
         Syscall.close(fd)
     }
 }

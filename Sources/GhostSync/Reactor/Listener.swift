@@ -3,12 +3,12 @@ import Glibc
 
 /// A listening TCP socket with SO_REUSEPORT, so that every worker can own one on the same port
 /// and the kernel spreads incoming connections between them.
-struct Listener {
-    let fd: Int32
-    let address: SocketAddress
+package struct Listener: Sendable {
+    package let fd: Int32
+    package let address: SocketAddress
 
     /// Opens, binds and listens. On failure nothing is left open.
-    init(bindingTo requested: SocketAddress, backlog: Int32 = 1024) throws(SystemError) {
+    package init(bindingTo requested: SocketAddress, backlog: Int32 = 1024) throws(SystemError) {
         let fd = socket(requested.family, gs_SOCK_STREAM | gs_SOCK_NONBLOCK | gs_SOCK_CLOEXEC, 0)
         if fd < 0 { throw SystemError(call: "socket", errno: errno) }
         do throws(SystemError) {
@@ -34,7 +34,7 @@ struct Listener {
         }
     }
 
-    func close() {
+    package func close() {
         Syscall.close(fd)
     }
 }

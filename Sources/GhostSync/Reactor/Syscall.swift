@@ -4,14 +4,14 @@ import Glibc
 /// The one door to the kernel. Every call retries `EINTR` here and reports failure as a
 /// `SystemError`, so errno handling lives in one place; would-block is reported as `nil` (or a
 /// `.wouldBlock` result) rather than as an error, because on a non-blocking socket it is normal.
-enum Syscall {
-    enum IOResult: Equatable {
+package enum Syscall {
+    package enum IOResult: Equatable {
         case transferred(Int)
         case wouldBlock
         case endOfFile
     }
 
-    static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult {
+    package static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult {
         while true {
             let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if count > 0 { return .transferred(count) }
@@ -26,7 +26,7 @@ enum Syscall {
 
     /// Gathered write (`sendmsg` with MSG_NOSIGNAL: a peer that went away gives EPIPE, never
     /// SIGPIPE, without changing the process's signal dispositions).
-    static func writev(_ fd: Int32, _ vectors: UnsafeMutablePointer<iovec>, count: Int) throws(SystemError) -> IOResult {
+    package static func writev(_ fd: Int32, _ vectors: UnsafeMutablePointer<iovec>, count: Int) throws(SystemError) -> IOResult {
         var message = msghdr()
         message.msg_iov = vectors
         message.msg_iovlen = count
@@ -41,7 +41,7 @@ enum Syscall {
         }
     }
 
-    static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
+    package static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
         while true {
             let written = Glibc.write(fd, bytes.baseAddress, bytes.count)
             if written >= 0 { return .transferred(written) }
@@ -54,7 +54,7 @@ enum Syscall {
     }
 
     /// `send` with MSG_NOSIGNAL (EPIPE instead of SIGPIPE).
-    static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
+    package static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
         while true {
             let written = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
             if written >= 0 { return .transferred(written) }
@@ -67,7 +67,7 @@ enum Syscall {
     }
 
     /// Accepts one connection, non-blocking and close-on-exec; `nil` when none is waiting.
-    static func accept(_ fd: Int32) throws(SystemError) -> (fd: Int32, address: SocketAddress)? {
+    package static func accept(_ fd: Int32) throws(SystemError) -> (fd: Int32, address: SocketAddress)? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         while true {
@@ -85,29 +85,29 @@ enum Syscall {
         }
     }
 
-    static func close(_ fd: Int32) {
+    package static func close(_ fd: Int32) {
         // Linux releases the descriptor even when close reports EINTR: never retry.
         _ = Glibc.close(fd)
     }
 
-    static func shutdownWrite(_ fd: Int32) {
+    package static func shutdownWrite(_ fd: Int32) {
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
     }
 
-    static func setOption(_ fd: Int32, level: Int32, name: Int32, value: Int32, call: String) throws(SystemError) {
+    package static func setOption(_ fd: Int32, level: Int32, name: Int32, value: Int32, call: String) throws(SystemError) {
         var value = value
         if setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 {
             throw SystemError(call: call, errno: errno)
         }
     }
 
-    static func epollCreate() throws(SystemError) -> Int32 {
+    package static func epollCreate() throws(SystemError) -> Int32 {
         let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
         if fd < 0 { throw SystemError(call: "epoll_create1", errno: errno) }
         return fd
     }
 
-    static func epollControl(_ epoll: Int32, _ operation: Int32, _ fd: Int32, events: UInt32, token: UInt64) throws(SystemError) {
+    package static func epollControl(_ epoll: Int32, _ operation: Int32, _ fd: Int32, events: UInt32, token: UInt64) throws(SystemError) {
         var event = epoll_event()
         event.events = events
         event.data.u64 = token
@@ -117,14 +117,14 @@ enum Syscall {
     }
 
     /// Waits for events; returns 0 on EINTR so the loop re-evaluates its timers.
-    static func epollWait(_ epoll: Int32, _ events: UnsafeMutablePointer<epoll_event>, capacity: Int, timeoutMilliseconds: Int32) throws(SystemError) -> Int {
+    package static func epollWait(_ epoll: Int32, _ events: UnsafeMutablePointer<epoll_event>, capacity: Int, timeoutMilliseconds: Int32) throws(SystemError) -> Int {
         let count = epoll_wait(epoll, events, Int32(capacity), timeoutMilliseconds)
         if count >= 0 { return Int(count) }
         if errno == EINTR { return 0 }
         throw SystemError(call: "epoll_wait", errno: errno)
     }
 
-    static func eventCreate() throws(SystemError) -> Int32 {
+    package static func eventCreate() throws(SystemError) -> Int32 {
         let fd = eventfd(0, gs_EFD_NONBLOCK | gs_EFD_CLOEXEC)
         if fd < 0 { throw SystemError(call: "eventfd", errno: errno) }
         return fd

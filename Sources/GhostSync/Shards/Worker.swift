@@ -103,7 +103,8 @@ final class Worker {
             } catch {
                 break  // the epoll descriptor itself failed: nothing more this worker can do
             }
-            now = MonotonicClock.nowMilliseconds()
+            let busySince = MonotonicClock.nowNanoseconds()
+            now = Int64(busySince / 1_000_000)
             statistics[.loopIterations] += 1
             // Commands first: a room deleted before a client's frame was sent is seen as deleted.
             if !mailbox.isEmpty { processMailbox() }
@@ -116,6 +117,7 @@ final class Worker {
             flushAll()
             freeSlots.append(contentsOf: slotsToFree)
             slotsToFree.removeAll(keepingCapacity: true)
+            statistics.recordIteration(nanoseconds: MonotonicClock.nowNanoseconds() &- busySince)
             published.publish(statistics)
         }
         closeEverything()
@@ -308,26 +310,57 @@ final class Worker {
         handler.onDisconnect(clientID: connection.id, address: connection.address, reason: reason)
     }
 
-    /// Shutdown: stop accepting; send what is queued; close every client so it sees a clean
-    /// end-of-stream (unread input is drained first, else the kernel would send a reset).
+    /// Shutdown: stop accepting; send what is queued; then a lingering close, so that every
+    /// client sees a clean end-of-stream rather than a reset: half-close (FIN after the queued
+    /// bytes), keep reading and discarding until the client closes its side, and only then
+    /// close. Clients that do not close within `shutdownGracePeriod` are closed anyway.
     private func closeEverything() {
         isShuttingDown = true
         epoll.remove(listener.fd)
         listener.close()
+        var lingering = 0
         for case let connection? in connections where !connection.isClosed {
             flush(connection)
-            drainInput(connection)
-            if !connection.isClosed { close(connection, reason: .connectionClosed) }
+            guard !connection.isClosed else { continue }
+            Syscall.shutdownWrite(connection.fd)
+            try? epoll.modify(connection.fd, events: Self.readEvents, token: UInt64(connection.slot))
+            lingering += 1
         }
-        for connection in flushList where !connection.isClosed { connection.outbox.removeAll() }
         flushList.removeAll()
+        let deadline = MonotonicClock.nowMilliseconds() + Self.shutdownGracePeriod
+        while lingering > 0 {
+            let remaining = deadline - MonotonicClock.nowMilliseconds()
+            guard remaining > 0,
+                  let count = try? Syscall.epollWait(epoll.fd, events, capacity: Self.eventCapacity, timeoutMilliseconds: Int32(remaining))
+            else { break }
+            for index in 0..<count {
+                let token = events[index].data.u64
+                guard token < Self.signalToken, let connection = connections[Int(token)], !connection.isClosed else { continue }
+                if drainInput(connection) {
+                    close(connection, reason: .connectionClosed)
+                    lingering -= 1
+                }
+            }
+        }
+        for case let connection? in connections where !connection.isClosed {
+            close(connection, reason: .connectionClosed)
+        }
         rooms.removeAll()
         epoll.close()
     }
 
-    private func drainInput(_ connection: Connection) {
+    /// Longest a shutdown waits for clients to close their side, in milliseconds.
+    static let shutdownGracePeriod: Int64 = 1000
+
+    /// Reads and discards what the client sent; true once it has closed its side (or failed).
+    private func drainInput(_ connection: Connection) -> Bool {
         for _ in 0..<16 {
-            guard case .transferred = (try? Syscall.read(connection.fd, into: readBuffer)) ?? .endOfFile else { return }
+            switch (try? Syscall.read(connection.fd, into: readBuffer)) ?? .endOfFile {
+            case .transferred: continue
+            case .wouldBlock: return false
+            case .endOfFile: return true
+            }
         }
+        return false
     }
 }

@@ -28,6 +28,8 @@ public struct WorkerStatistics: Sendable, Equatable {
         case disconnectsReset
         case disconnectsPayloadTooLarge
         case disconnectsProtocol
+        /// Time spent working (epoll_wait return to the end of the iteration), in nanoseconds.
+        case busyNanoseconds
 
         public var name: String {
             String(describing: self).reduce(into: "") { name, character in
@@ -36,9 +38,28 @@ public struct WorkerStatistics: Sendable, Equatable {
         }
     }
 
-    private var values = InlineArray<20, Int>(repeating: 0)
+    private var values = InlineArray<21, Int>(repeating: 0)
+    private var loopTimeCounts = InlineArray<9, Int>(repeating: 0)
+
+    /// Upper bounds (microseconds) of the loop-iteration time histogram; a last, unbounded
+    /// bucket follows.
+    public static let loopTimeBucketBounds: [Int] = [10, 50, 100, 500, 1_000, 5_000, 10_000, 50_000]
 
     public init() {}
+
+    /// How many iterations took at most `loopTimeBucketBounds[index]` µs but more than the
+    /// bound before it (`index == loopTimeBucketBounds.count`: longer than every bound).
+    public func loopTimeCount(bucket index: Int) -> Int { loopTimeCounts[index] }
+
+    mutating func recordIteration(nanoseconds: UInt64) {
+        self[.busyNanoseconds] += Int(nanoseconds)
+        let micros = Int(nanoseconds / 1000)
+        var bucket = 0
+        while bucket < Self.loopTimeBucketBounds.count && micros > Self.loopTimeBucketBounds[bucket] { bucket += 1 }
+        loopTimeCounts[bucket] += 1
+    }
+
+    mutating func setLoopTimeCount(bucket index: Int, _ count: Int) { loopTimeCounts[index] = count }
 
     public subscript(_ counter: Counter) -> Int {
         get { values[counter.rawValue] }
@@ -47,12 +68,14 @@ public struct WorkerStatistics: Sendable, Equatable {
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
         Counter.allCases.allSatisfy { lhs[$0] == rhs[$0] }
+            && (0...loopTimeBucketBounds.count).allSatisfy { lhs.loopTimeCounts[$0] == rhs.loopTimeCounts[$0] }
     }
 
     /// Adds another worker's counts (for server totals).
     public static func + (lhs: Self, rhs: Self) -> Self {
         var sum = lhs
         for counter in Counter.allCases { sum[counter] += rhs[counter] }
+        for bucket in 0...loopTimeBucketBounds.count { sum.loopTimeCounts[bucket] += rhs.loopTimeCounts[bucket] }
         return sum
     }
 
@@ -77,7 +100,9 @@ final class PublishedStatistics: Sendable {
 
     /// Odd while a publish is in progress.
     private let sequence = Atomic<UInt64>(0)
-    private let cells: [Cell] = WorkerStatistics.Counter.allCases.map { _ in Cell() }
+    private static let bucketCount = WorkerStatistics.loopTimeBucketBounds.count + 1
+    private static let counterCount = WorkerStatistics.Counter.allCases.count
+    private let cells: [Cell] = (0..<(counterCount + bucketCount)).map { _ in Cell() }
 
     /// Called only by the owning worker.
     func publish(_ statistics: WorkerStatistics) {
@@ -86,6 +111,9 @@ final class PublishedStatistics: Sendable {
         atomicMemoryFence(ordering: .releasing)
         for counter in WorkerStatistics.Counter.allCases {
             cells[counter.rawValue].value.store(statistics[counter], ordering: .relaxed)
+        }
+        for bucket in 0..<Self.bucketCount {
+            cells[Self.counterCount + bucket].value.store(statistics.loopTimeCount(bucket: bucket), ordering: .relaxed)
         }
         sequence.store(start &+ 2, ordering: .releasing)
     }
@@ -98,6 +126,9 @@ final class PublishedStatistics: Sendable {
             var copy = WorkerStatistics()
             for counter in WorkerStatistics.Counter.allCases {
                 copy[counter] = cells[counter.rawValue].value.load(ordering: .relaxed)
+            }
+            for bucket in 0..<Self.bucketCount {
+                copy.setLoopTimeCount(bucket: bucket, cells[Self.counterCount + bucket].value.load(ordering: .relaxed))
             }
             atomicMemoryFence(ordering: .acquiring)
             if sequence.load(ordering: .relaxed) == before { return copy }

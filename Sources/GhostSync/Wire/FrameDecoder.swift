@@ -1,5 +1,5 @@
 /// What the consumer of a frame wants the decoder to do next.
-enum FrameAction {
+package enum FrameAction {
     /// Go on with the next frame.
     case proceed
     /// Stop here and keep every byte not yet handed out, to be resumed later (on another worker
@@ -16,20 +16,20 @@ enum FrameAction {
 /// bytes of an incomplete frame are kept, in `pending`, which is empty (and holds no memory) at
 /// a frame boundary. The length prefix is checked against `maxPayload` as soon as its 4 bytes
 /// are in, before any byte of the body is stored.
-struct FrameDecoder {
-    let maxPayload: Int
+package struct FrameDecoder: Sendable {
+    package let maxPayload: Int
     /// Bytes of an incomplete frame (prefix included), or paused input not yet handed out.
     private(set) var pending: [UInt8] = []
 
-    init(maxPayload: Int) {
+    package init(maxPayload: Int) {
         self.maxPayload = maxPayload
     }
 
     /// True when bytes are waiting (an incomplete frame, or paused input).
-    var hasPendingBytes: Bool { !pending.isEmpty }
+    package var hasPendingBytes: Bool { !pending.isEmpty }
 
     /// Feeds newly read bytes; calls `handle` with each complete payload, in order.
-    mutating func feed(
+    package mutating func feed(
         _ input: UnsafeRawBufferPointer,
         _ handle: (UnsafeRawBufferPointer) -> FrameAction
     ) throws(WireError) -> FrameAction {
@@ -74,7 +74,7 @@ struct FrameDecoder {
     }
 
     /// Hands out the frames that were kept by a `.pause` (and stores any incomplete tail again).
-    mutating func resume(_ handle: (UnsafeRawBufferPointer) -> FrameAction) throws(WireError) -> FrameAction {
+    package mutating func resume(_ handle: (UnsafeRawBufferPointer) -> FrameAction) throws(WireError) -> FrameAction {
         let kept = pending
         pending = []
         var decoder = self
@@ -86,7 +86,7 @@ struct FrameDecoder {
     }
 
     /// Drops every kept byte (the connection is closing).
-    mutating func reset() {
+    package mutating func reset() {
         pending = []
     }
 

@@ -7,9 +7,17 @@ final class RawServer: @unchecked Sendable {
     let port: UInt16
 
     init() throws {
-        let listener = try Listener(bindingTo: SocketAddress(parsing: "127.0.0.1:0"))
-        fd = listener.fd
-        port = listener.address.port
+        // A plain listener (no SO_REUSEPORT), so nothing else can bind its port while it lives.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let address = try SocketAddress(parsing: "127.0.0.1:0")
+        guard fd >= 0, address.withSockAddr({ bind(fd, $0, $1) }) == 0, listen(fd, 16) == 0 else {
+            throw TimedOut(what: "a listening socket")
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        self.fd = fd
+        port = SocketAddress(storage: storage).port
     }
 
     private var isOpen = true

@@ -1,0 +1,54 @@
+import ArgumentParser
+import Logging
+
+/// A duration flag: `500ms`, `2s`, `1m`, or a plain number of seconds (`1.5`).
+struct DurationArgument: ExpressibleByArgument, Sendable {
+    let duration: Duration
+
+    init?(argument: String) {
+        let text = argument.lowercased()
+        let (number, scale): (Substring, Double)
+        if text.hasSuffix("ms") {
+            (number, scale) = (text.dropLast(2), 0.001)
+        } else if text.hasSuffix("s") {
+            (number, scale) = (text.dropLast(), 1)
+        } else if text.hasSuffix("m") {
+            (number, scale) = (text.dropLast(), 60)
+        } else {
+            (number, scale) = (text[...], 1)
+        }
+        guard let value = Double(number), value > 0, value.isFinite else { return nil }
+        duration = .milliseconds(Int64((value * scale * 1000).rounded()))
+        if duration <= .zero { return nil }
+    }
+
+    static var defaultCompletionKind: CompletionKind { .default }
+}
+
+/// A CPU list flag: `0-3,8`.
+struct CPUListArgument: ExpressibleByArgument, Sendable {
+    let cpus: [Int]
+
+    init?(argument: String) {
+        var cpus: [Int] = []
+        for part in argument.split(separator: ",") {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+            if bounds.count == 1, let cpu = Int(bounds[0]), cpu >= 0 {
+                cpus.append(cpu)
+            } else if bounds.count == 2, let low = Int(bounds[0]), let high = Int(bounds[1]), low >= 0, low <= high {
+                cpus += Array(low...high)
+            } else {
+                return nil
+            }
+        }
+        if cpus.isEmpty { return nil }
+        self.cpus = cpus
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case text
+    case json
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import GhostSync
+import GhostSyncRelay
+import Glibc
+import Logging
+import ServiceLifecycle
+
+/// `ghost-sync relay`: the relay process.
+struct RelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Run the relay (SIGINT/SIGTERM stop it gracefully).",
+        discussion: """
+            With no room flags it creates lobby, deathmatch and duel. Once everything listens it \
+            prints one line on stdout: `ghost-sync ready relay=ADDR control=ADDR metrics=ADDR`.
+            """
+    )
+
+    @Option(help: "Listen address (port 0 picks a free port).")
+    var bind = "0.0.0.0:7777"
+    @Option(help: "Worker threads (default: every CPU of the affinity mask).")
+    var workers: Int?
+    @Option(help: "CPUs to pin workers to, e.g. 0-3,8.")
+    var cpus: CPUListArgument?
+    @Flag(name: .customLong("no-pin"), help: "Do not pin workers to CPUs.")
+    var noPin = false
+    @Flag(name: .customLong("no-numa"), help: "Do not place worker memory on its CPU's NUMA node.")
+    var noNUMA = false
+    @Option(name: .customLong("room"), help: "Create this room (repeatable).")
+    var roomNames: [String] = []
+    @Option(name: .customLong("rooms"), help: "Create room-1 ... room-N.")
+    var roomCount: Int?
+    @Option(help: "Most concurrent connections.")
+    var maxClients = 1024
+    @Option(help: "Largest client frame payload, in bytes.")
+    var maxPayload = 64 * 1024
+    @Option(help: "Disconnect a client silent this long (500ms, 2s, or seconds).")
+    var idleTimeout = DurationArgument(argument: "31s")!
+    @Option(help: "Ping cadence and pong deadline.")
+    var pingInterval = DurationArgument(argument: "13s")!
+    @Option(help: "Per-client outgoing queue, in frames; frames dropped when full.")
+    var channelCapacity = 1024
+    @Option(help: "Control protocol address (no authentication: keep it on loopback).")
+    var control = "127.0.0.1:8888"
+    @Flag(name: .customLong("no-control"), help: "Turn the control endpoint off.")
+    var noControl = false
+    @Option(help: "Prometheus metrics address (GET /metrics, /healthz).")
+    var metrics = "127.0.0.1:9777"
+    @Flag(name: .customLong("no-metrics"), help: "Turn the metrics endpoint off.")
+    var noMetrics = false
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+    @Option(help: "text or json.")
+    var logFormat: LogFormat = .text
+
+    func validate() throws {
+        if let workers, workers < 1 || workers > 1024 { throw ValidationError("--workers must be 1...1024") }
+        if let roomCount, roomCount < 0 { throw ValidationError("--rooms must not be negative") }
+        if maxClients < 1 { throw ValidationError("--max-clients must be at least 1") }
+        if maxPayload < 4 { throw ValidationError("--max-payload must be at least 4 bytes") }
+        if channelCapacity < 1 { throw ValidationError("--channel-capacity must be at least 1") }
+        for (flag, address) in [("--bind", bind), ("--control", control), ("--metrics", metrics)] {
+            do { _ = try SocketAddress(parsing: address) } catch { throw ValidationError("\(flag): \(error)") }
+        }
+    }
+
+    func run() async throws {
+        let level = logLevel
+        let format = logFormat
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = format == .json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "ghost-sync")
+
+        var configuration = RelayConfiguration()
+        configuration.server.bindAddress = bind
+        configuration.server.workers = workers
+        configuration.server.cpus = cpus?.cpus
+        configuration.server.pinning = !noPin
+        configuration.server.numaAware = !noNUMA
+        configuration.server.maxClients = maxClients
+        configuration.server.maxPayload = maxPayload
+        configuration.server.idleTimeout = idleTimeout.duration
+        configuration.server.pingInterval = pingInterval.duration
+        configuration.server.channelCapacity = channelCapacity
+        if !roomNames.isEmpty || roomCount != nil {
+            configuration.rooms = roomNames + (roomCount.map { count in (0..<count).map { "room-\($0 + 1)" } } ?? [])
+        }
+        configuration.controlAddress = noControl ? nil : control
+        configuration.metricsAddress = noMetrics ? nil : metrics
+
+        let relay = RelayService(configuration: configuration, logger: logger, version: GhostSyncCommand.version) { addresses in
+            print(addresses.readyLine)
+            fflush(nil)
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: relay)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "ghost-sync.lifecycle")))
+        do {
+            try await group.run()
+        } catch {
+            let message = (error as? ServiceGroupError).map { _ in "\(error)" } ?? "\(error)"
+            let text = "ghost-sync: \(message)\n"
+            _ = text.withCString { write(2, $0, strlen($0)) }
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import GhostSync
+import Logging
+import ServiceLifecycle
+
+/// Everything the packaged relay runs: the server, its rooms, the control and metrics endpoints.
+public struct RelayConfiguration: Sendable {
+    public var server = ServerConfiguration()
+    /// Rooms created at start.
+    public var rooms: [String] = ["lobby", "deathmatch", "duel"]
+    /// Control protocol address; nil turns it off.
+    public var controlAddress: String? = "127.0.0.1:8888"
+    /// Prometheus endpoint address; nil turns it off.
+    public var metricsAddress: String? = "127.0.0.1:9777"
+
+    public init() {}
+}
+
+/// The addresses the relay ended up bound to (the real ports when port 0 was asked).
+public struct RelayAddresses: Sendable {
+    public let relay: SocketAddress
+    public let control: SocketAddress?
+    public let metrics: SocketAddress?
+
+    /// One machine-readable line, printed on stdout once everything listens.
+    public var readyLine: String {
+        "ghost-sync ready relay=\(relay) control=\(control.map(\.description) ?? "off") metrics=\(metrics.map(\.description) ?? "off")"
+    }
+}
+
+/// Errors of the operations endpoints.
+public struct RelayError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The packaged relay as a `Service`: a `ShardedServer` with a `LoggingHandler`, the rooms, and
+/// the control and metrics endpoints on their own `ghost-ops` thread.
+public struct RelayService: Service, CustomStringConvertible {
+    public var description: String { "RelayService" }
+
+    let configuration: RelayConfiguration
+    let logger: Logger
+    let version: String
+    let onReady: @Sendable (RelayAddresses) -> Void
+
+    public init(configuration: RelayConfiguration, logger: Logger, version: String, onReady: @escaping @Sendable (RelayAddresses) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.logger = logger
+        self.version = version
+        self.onReady = onReady
+    }
+
+    public func run() async throws {
+        var serverConfiguration = configuration.server
+        serverConfiguration.handler = LoggingHandler(logger: logger)
+        let startedAt = ContinuousClock.now
+        let ops = Locked<OpsServer?>(nil)
+        let service = ShardedServerService(ShardedServer(configuration: serverConfiguration), onStart: { handle in
+            for room in configuration.rooms { try handle.createRoom(room) }
+            let server = try Self.startOps(configuration, handle: handle, startedAt: startedAt)
+            ops.withLock { $0 = server }
+            let addresses = RelayAddresses(
+                relay: handle.localAddress,
+                control: configuration.controlAddress == nil ? nil : server?.addresses.first,
+                metrics: configuration.metricsAddress == nil ? nil : server?.addresses.last)
+            logBanner(handle, addresses)
+            onReady(addresses)
+        }, onStop: {
+            logger.info("shutting down: closing client connections")
+            ops.withLock { $0 }?.stop()
+        })
+        try await service.run()
+        logger.info("stopped")
+    }
+
+    private static func startOps(_ configuration: RelayConfiguration, handle: ServerHandle, startedAt: ContinuousClock.Instant) throws -> OpsServer? {
+        var endpoints: [(address: SocketAddress, handler: any OpsProtocol)] = []
+        do {
+            if let control = configuration.controlAddress {
+                endpoints.append((try SocketAddress(parsing: control), ControlProtocol(handle: handle, startedAt: startedAt)))
+            }
+            if let metrics = configuration.metricsAddress {
+                endpoints.append((try SocketAddress(parsing: metrics), MetricsEndpoint(metrics: RelayMetrics(handle: handle))))
+            }
+        } catch {
+            throw RelayError(description: error.description)
+        }
+        guard !endpoints.isEmpty else { return nil }
+        let server: OpsServer
+        do {
+            server = try OpsServer(endpoints: endpoints)
+        } catch {
+            let which = [configuration.controlAddress.map { "control \($0)" }, configuration.metricsAddress.map { "metrics \($0)" }]
+                .compactMap { $0 }.joined(separator: ", ")
+            if error.errno == 98 {
+                throw RelayError(description: "cannot listen on \(which): the port is in use (another relay running?)")
+            }
+            throw RelayError(description: "cannot listen on \(which): \(error)")
+        }
+        do {
+            try server.start()
+        } catch {
+            server.stop()
+            throw RelayError(description: "cannot start the operations endpoints: \(error)")
+        }
+        return server
+    }
+
+    private func logBanner(_ handle: ServerHandle, _ addresses: RelayAddresses) {
+        let topology = handle.topology
+        let workers = topology.workers.map { worker in
+            "\(worker.threadName)@cpu\(worker.cpu.map(String.init) ?? "any")" + (worker.numaNode.map { "/node\($0)" } ?? "")
+        }
+        logger.info("ghost-sync relay started", metadata: [
+            "version": "\(version)",
+            "bind": "\(addresses.relay)",
+            "listeners": "\(topology.workers.count) (SO_REUSEPORT, one per worker)",
+            "workers": "\(workers.joined(separator: " "))",
+            "numa_nodes": "\(topology.numaNodeCount)",
+            "rooms": "\(handle.roomIDs.joined(separator: ","))",
+            "control": "\(addresses.control.map(\.description) ?? "off")",
+            "metrics": "\(addresses.metrics.map { "http://\($0)/metrics" } ?? "off")",
+        ])
+    }
+}

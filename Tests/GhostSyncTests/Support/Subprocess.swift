@@ -1,0 +1,116 @@
+import Glibc
+
+/// A child process with its stdout and stderr on pipes, for tests of the `ghost-sync`
+/// executable. Every wait is bounded.
+final class Subprocess {
+    let pid: pid_t
+    private let stdoutFD: Int32
+    private let stderrFD: Int32
+    private var stdoutBuffer: [UInt8] = []
+    private(set) var stderrText = ""
+    private var exitStatus: Int32?
+
+    /// The directory of the test bundle, which is where SwiftPM puts the package's executables.
+    static var productsDirectory: String {
+        let path = CommandLine.arguments[0]
+        return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+    }
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        let path = Self.productsDirectory + "/" + executable
+        var outPipe: [Int32] = [0, 0]
+        var errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw TimedOut(what: "pipes") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        posix_spawn_file_actions_addclose(&actions, outPipe[0])
+        posix_spawn_file_actions_addclose(&actions, errPipe[0])
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child = pid_t()
+        let result = posix_spawn(&child, path, &actions, nil, argv, environ)
+        close(outPipe[1])
+        close(errPipe[1])
+        guard result == 0 else {
+            close(outPipe[0])
+            close(errPipe[0])
+            throw TimedOut(what: "spawn \(path): errno \(result)")
+        }
+        pid = child
+        stdoutFD = outPipe[0]
+        stderrFD = errPipe[0]
+    }
+
+    deinit {
+        if exitStatus == nil {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        close(stdoutFD)
+        close(stderrFD)
+    }
+
+    /// The next line on stdout, waiting at most `timeout`.
+    func readLine(timeout: Duration = .seconds(20)) throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let newline = stdoutBuffer.firstIndex(of: 10) {
+                let line = String(decoding: stdoutBuffer[..<newline], as: UTF8.self)
+                stdoutBuffer.removeFirst(newline + 1)
+                return line
+            }
+            guard pump(until: deadline) else { throw TimedOut(what: "a line on stdout (stderr: \(stderrText.suffix(500)))") }
+        }
+    }
+
+    /// Everything left on stdout once the process has exited.
+    func remainingOutput() -> String {
+        while pump(until: ContinuousClock.now + .milliseconds(10)) {}
+        defer { stdoutBuffer.removeAll() }
+        return String(decoding: stdoutBuffer, as: UTF8.self)
+    }
+
+    func signal(_ signal: Int32) {
+        kill(pid, signal)
+    }
+
+    /// Waits for the exit status (the exit code, or 128 + signal), at most `timeout`.
+    func wait(timeout: Duration = .seconds(20)) throws -> Int32 {
+        if let exitStatus { return exitStatus }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                exitStatus = code
+                while pump(until: ContinuousClock.now + .milliseconds(10)) {}
+                return code
+            }
+            _ = pump(until: ContinuousClock.now + .milliseconds(20))
+        }
+        throw TimedOut(what: "process \(pid) to exit")
+    }
+
+    /// Reads whatever arrives on stdout or stderr before `deadline`; false if nothing did.
+    private func pump(until deadline: ContinuousClock.Instant) -> Bool {
+        let remaining = deadline - ContinuousClock.now
+        let millis = max(0, Int32(remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+        var descriptors = [pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0)]
+        guard poll(&descriptors, 2, millis) > 0 else { return false }
+        var progressed = false
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        for (index, descriptor) in descriptors.enumerated() where descriptor.revents != 0 {
+            let count = chunk.withUnsafeMutableBytes { read(descriptor.fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                progressed = true
+                if index == 0 { stdoutBuffer += chunk[0..<count] } else { stderrText += String(decoding: chunk[0..<count], as: UTF8.self) }
+            }
+        }
+        return progressed
+    }
+}
