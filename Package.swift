@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Only what Glibc does not import cleanly: epoll, eventfd, CPU_SET macros, _GNU_SOURCE calls.
@@ -41,10 +42,19 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The load generator behind `ghost-sync bench`: raw epoll clients for GhostSync, Redis
+        // pub/sub and NATS, delivery accounting and HDR latency histograms.
+        .target(
+            name: "GhostSyncBench",
+            dependencies: [
+                "GhostSync", "CGhostSyncShims",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "GhostSyncCLI",
             dependencies: [
-                "GhostSync", "GhostSyncRelay",
+                "GhostSync", "GhostSyncRelay", "GhostSyncBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -52,7 +62,7 @@ let package = Package(
         ),
         .executableTarget(name: "GhostSyncExample", dependencies: ["GhostSync"]),
         .executableTarget(name: "GhostSyncClientExample", dependencies: ["GhostSync"]),
-        .testTarget(name: "GhostSyncTests", dependencies: ["GhostSync", "GhostSyncRelay", "CGhostSyncShims"]),
+        .testTarget(name: "GhostSyncTests", dependencies: ["GhostSync", "GhostSyncRelay", "GhostSyncBench", "CGhostSyncShims"]),
     ],
     swiftLanguageModes: [.v6]
 )

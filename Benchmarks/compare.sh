@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Runs the scenarios of docs/performance.md against GhostSync, Redis pub/sub and NATS in one go:
+# each server pinned to CPU 0 (GhostSync with one worker, Redis single-threaded, NATS with
+# GOMAXPROCS=1), the load generator pinned to CPU 1, everything on 127.0.0.1, every run bounded
+# in time, every server stopped by its PID. Prints a table; raw JSON lines go to $OUT.
+#
+#   Benchmarks/compare.sh [scenario ...]     (default: S1 S2 S3 L1 S4)
+#   DURATION=5s TARGETS="ghost redis nats" OUT=/tmp/compare.jsonl Benchmarks/compare.sh S1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-5s}
+WARMUP=${WARMUP:-1s}
+TARGETS=${TARGETS:-"ghost redis nats"}
+OUT=${OUT:-$(mktemp /tmp/ghost-sync-compare.XXXXXX.jsonl)}
+SCENARIOS=${*:-"S1 S2 S3 L1 S4"}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+BIN=$(swift build -c release --show-bin-path)/ghost-sync
+[ -x "$BIN" ] || swift build -c release --product ghost-sync
+
+scenario_args() {
+  case "$1" in
+    S1) echo "--clients 1000 --rooms 100 --rate 20 --payload 64" ;;
+    S2) echo "--clients 64 --rooms 1 --rate 60 --payload 64" ;;
+    S3) echo "--mode closed --clients 100 --rooms 10 --window 8 --payload 64" ;;
+    L1) echo "--clients 1000 --rooms 100 --rate 5 --payload 64" ;;
+    S4) echo "--clients 10000 --rooms 1000 --rate 0.05 --payload 64" ;;
+    *) echo "unknown scenario $1" >&2; exit 64 ;;
+  esac
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "server on port $1 did not start" >&2; return 1
+}
+
+start_server() {  # target port -> sets PID
+  case "$1" in
+    ghost) taskset -c "$SERVER_CPU" "$BIN" relay --bind "127.0.0.1:$2" --workers 1 --cpus "$SERVER_CPU" --rooms 1000 \
+             --max-clients 20000 --no-control --no-metrics --log-level warning >/dev/null 2>&1 & PID=$! ;;
+    redis) taskset -c "$SERVER_CPU" redis-server --port "$2" --bind 127.0.0.1 --save "" --appendonly no \
+             --maxclients 20000 --protected-mode no >/dev/null 2>&1 & PID=$! ;;
+    nats)  GOMAXPROCS=1 taskset -c "$SERVER_CPU" nats-server -a 127.0.0.1 -p "$2" >/dev/null 2>&1 & PID=$! ;;
+  esac
+  wait_port "$2"
+}
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "results: $OUT" >&2
+for scenario in $SCENARIOS; do
+  for target in $TARGETS; do
+    if [ "$target" != ghost ] && ! command -v "${target}-server" >/dev/null; then
+      echo "skipping $target: ${target}-server is not installed (make compare installs it)" >&2; continue
+    fi
+    port=$(free_port)
+    start_server "$target" "$port"
+    echo "== $scenario $target (server pid $PID)" >&2
+    # shellcheck disable=SC2046
+    if timeout 300 taskset -c "$LOAD_CPU" "$BIN" bench 2>/dev/null --target "$target" --addr "127.0.0.1:$port" \
+         $(scenario_args "$scenario") --duration "$DURATION" --warmup "$WARMUP" --server-pid "$PID" --json \
+         > /tmp/ghost-sync-compare-run.json; then
+      python3 -c 'import json, sys; r = json.load(sys.stdin); r["scenario"] = sys.argv[1]; print(json.dumps(r))' \
+        "$scenario" < /tmp/ghost-sync-compare-run.json >> "$OUT"
+    else
+      echo "run failed: $scenario $target" >&2
+    fi
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+  done
+done
+
+python3 - "$OUT" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for r in rows: by.setdefault(r["scenario"], {})[r["target"]] = r
+print(f'{"scenario":8} {"target":6} {"deliv/s":>9} {"ratio":>7} {"p50 µs":>8} {"p99 µs":>8} {"srv CPU s":>9} {"deliv/CPU-s":>12} {"vs best peer":>12} {"B/client":>9}')
+for s, targets in by.items():
+    peers = [t.get("deliveries_per_server_cpu_second") or 0 for n, t in targets.items() if n != "ghost"]
+    best = max(peers) if peers else 0
+    for name, r in targets.items():
+        per = r.get("deliveries_per_server_cpu_second") or 0
+        vs = f'{per / best:.2f}x' if name == "ghost" and best else ""
+        bpc = r.get("server_bytes_per_client")
+        print(f'{s:8} {name:6} {r["delivered_per_second"]:9.0f} {r["delivery_ratio"]:7.4f} {r["latency_us"]["p50"]:8} {r["latency_us"]["p99"]:8} '
+              f'{(r["server_cpu_seconds"] or 0):9.2f} {per:12.0f} {vs:>12} {bpc if bpc is not None else "":>9}')
+PY

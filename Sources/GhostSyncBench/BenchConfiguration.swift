@@ -1,0 +1,86 @@
+/// Which relay a load run drives.
+public enum BenchTarget: String, Sendable, CaseIterable {
+    /// A GhostSync (or original ghost-sync) relay: JoinRoom, Broadcast.
+    case ghost
+    /// Redis pub/sub over RESP3, one connection per client (SUBSCRIBE and PUBLISH on it).
+    case redis
+    /// NATS core, one connection per client, `echo` off (SUB and PUB on it).
+    case nats
+}
+
+/// Open loop: every client sends at `rate` whatever happens. Closed loop: every client keeps
+/// `window` messages in flight, sending the next when one of its own is delivered.
+public enum BenchMode: String, Sendable, CaseIterable {
+    case open
+    case closed
+}
+
+/// One load scenario.
+public struct BenchConfiguration: Sendable {
+    public var target: BenchTarget = .ghost
+    public var address = "127.0.0.1:7777"
+    public var clients = 100
+    public var rooms = 10
+    /// Messages per second per client (open loop).
+    public var rate = 20.0
+    /// Bytes per message (at least `BenchPayload.headerSize`).
+    public var payload = 64
+    public var duration: Duration = .seconds(10)
+    public var warmup: Duration = .seconds(2)
+    public var mode: BenchMode = .open
+    /// Messages in flight per client (closed loop).
+    public var window = 8
+    /// Load-generator threads (each with its own epoll loop).
+    public var threads = 1
+    /// The relay's PID, to read its CPU time from /proc over the measured window.
+    public var serverPID: Int32?
+    /// Room names are `room-1` … `room-N` (what `ghost-sync relay --rooms N` creates).
+    public var roomPrefix = "room-"
+    /// How long to keep receiving after the last measured send, for in-flight messages.
+    public var drain: Duration = .seconds(1)
+
+    public init() {}
+
+    public func validated() throws(BenchError) -> BenchConfiguration {
+        if clients < 1 { throw BenchError("clients must be at least 1") }
+        if rooms < 1 || rooms > clients { throw BenchError("rooms must be 1...clients") }
+        if payload < BenchPayload.headerSize { throw BenchError("payload must be at least \(BenchPayload.headerSize) bytes (sender, sequence, send time)") }
+        if mode == .open && rate <= 0 { throw BenchError("rate must be positive") }
+        if mode == .closed && window < 1 { throw BenchError("window must be at least 1") }
+        if threads < 1 || threads > 64 { throw BenchError("threads must be 1...64") }
+        if duration <= .zero { throw BenchError("duration must be positive") }
+        return self
+    }
+
+    func room(of client: Int) -> Int { client % rooms }
+
+    func roomName(_ room: Int) -> String { "\(roomPrefix)\(room + 1)" }
+
+    /// Members of each room (clients are dealt round-robin).
+    func members(ofRoom room: Int) -> Int { clients / rooms + (room < clients % rooms ? 1 : 0) }
+}
+
+/// A configuration or run failure, with a message for the user.
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// What each message carries, so receivers can account for it: sender index, sequence number,
+/// send time (CLOCK_MONOTONIC nanoseconds), then padding to the payload size.
+enum BenchPayload {
+    static let headerSize = 4 + 8 + 8
+
+    static func write(sender: Int, sequence: UInt64, sentAt: UInt64, into buffer: UnsafeMutableRawBufferPointer) {
+        buffer.storeBytes(of: UInt32(sender).littleEndian, toByteOffset: 0, as: UInt32.self)
+        buffer.storeBytes(of: sequence.littleEndian, toByteOffset: 4, as: UInt64.self)
+        buffer.storeBytes(of: sentAt.littleEndian, toByteOffset: 12, as: UInt64.self)
+    }
+
+    static func read(_ bytes: UnsafeRawBufferPointer) -> (sender: Int, sequence: UInt64, sentAt: UInt64)? {
+        guard bytes.count >= headerSize else { return nil }
+        return (Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self))),
+                UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt64.self)),
+                UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 12, as: UInt64.self)))
+    }
+}

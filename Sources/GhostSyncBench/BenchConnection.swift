@@ -1,0 +1,25 @@
+/// One simulated client of a load run. Owned by one `BenchThread`.
+final class BenchConnection {
+    let index: Int
+    let room: Int
+    let roomName: String
+    let fd: Int32
+    /// Index in its thread's connection list (the epoll token).
+    let position: Int
+    var input: [UInt8] = []
+    var output: [UInt8] = []
+    var wantsWritable = false
+    var isReady = false
+    var nextSendAt: UInt64 = 0
+    var sequence: UInt64 = 0
+    /// Highest sequence seen from each sender (for duplicates and reordering).
+    var highestSeen: [Int: UInt64] = [:]
+
+    init(index: Int, room: Int, roomName: String, fd: Int32, position: Int) {
+        self.position = position
+        self.index = index
+        self.room = room
+        self.roomName = roomName
+        self.fd = fd
+    }
+}

@@ -1,0 +1,179 @@
+import GhostSync
+import Glibc
+import Histogram
+
+/// Drives one scenario against a relay: connects and joins every client, runs warm-up, the
+/// measured window and a drain, and reports deliveries, losses, latency and CPU cost.
+public enum LoadGenerator {
+    /// Runs the scenario on its own threads (never on a Swift concurrency thread); `progress`
+    /// is called about once a second with a one-line status.
+    public static func run(_ configuration: BenchConfiguration, progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> BenchReport {
+        let configuration = try configuration.validated()
+        let outcome: Result<BenchReport, BenchError> = await withCheckedContinuation { continuation in
+            let job = Job(configuration: configuration, progress: progress, continuation: continuation)
+            var thread = pthread_t()
+            let context = Unmanaged.passRetained(job).toOpaque()
+            pthread_create(&thread, nil, { context in
+                let job = Unmanaged<Job>.fromOpaque(context!).takeRetainedValue()
+                job.continuation.resume(returning: Result { () throws(BenchError) in try LoadGenerator.runBlocking(job.configuration, progress: job.progress) })
+                return nil
+            }, context)
+            pthread_detach(thread)
+        }
+        return try outcome.get()
+    }
+
+    private final class Job: Sendable {
+        let configuration: BenchConfiguration
+        let progress: @Sendable (String) -> Void
+        let continuation: CheckedContinuation<Result<BenchReport, BenchError>, Never>
+
+        init(configuration: BenchConfiguration, progress: @escaping @Sendable (String) -> Void, continuation: CheckedContinuation<Result<BenchReport, BenchError>, Never>) {
+            self.configuration = configuration
+            self.progress = progress
+            self.continuation = continuation
+        }
+    }
+
+    /// Threads are plain pthreads owning their `BenchThread`; this one coordinates.
+    static func runBlocking(_ configuration: BenchConfiguration, progress: @Sendable (String) -> Void) throws(BenchError) -> BenchReport {
+        raiseDescriptorLimit(to: configuration.clients * 2 + 256)
+        let remote: SocketAddress
+        do { remote = try SocketAddress(parsing: configuration.address) } catch { throw BenchError(error.description) }
+        let state = RunState(clients: configuration.clients, window: configuration.window)
+        let rssBefore = configuration.serverPID.flatMap(ProcessCPU.residentKiB(pid:))
+        var threads: [BenchThread] = []
+        do {
+            for _ in 0..<min(configuration.threads, configuration.clients) {
+                threads.append(try BenchThread(configuration: configuration, state: state))
+            }
+        } catch {
+            throw BenchError("cannot create a load thread: \(error)")
+        }
+        for client in 0..<configuration.clients {
+            try threads[client % threads.count].connect(client: client, to: remote)
+        }
+        let handles = threads.map { thread in startThread { thread.run() } }
+        defer { handles.forEach { pthread_join($0, nil) } }
+
+        // Every client joined (or subscribed) before anything is measured.
+        let joinDeadline = MonotonicClock.nowNanoseconds() + 60_000_000_000
+        while state.ready.load(ordering: .relaxed) < configuration.clients {
+            if let failure = state.failure.withLock({ $0 }) { state.stop.store(true, ordering: .relaxed); throw BenchError(failure) }
+            if MonotonicClock.nowNanoseconds() > joinDeadline {
+                state.stop.store(true, ordering: .relaxed)
+                throw BenchError("only \(state.ready.load(ordering: .relaxed)) of \(configuration.clients) clients joined within 60 s (do the rooms \(configuration.roomName(0))… exist?)")
+            }
+            usleep(2_000)
+        }
+        let rssJoined = configuration.serverPID.flatMap(ProcessCPU.residentKiB(pid:))
+        let start = MonotonicClock.nowNanoseconds() + 50_000_000
+        state.start.store(start, ordering: .releasing)
+        let measureStart = start + UInt64(configuration.warmup.nanoseconds)
+        let measureEnd = measureStart + UInt64(configuration.duration.nanoseconds)
+        let drainEnd = measureEnd + UInt64(configuration.drain.nanoseconds)
+
+        var serverCPUAtStart: Double?
+        var generatorCPUAtStart = 0.0
+        var lastDelivered = 0
+        var lastTick = MonotonicClock.nowNanoseconds()
+        while true {
+            let now = MonotonicClock.nowNanoseconds()
+            if now >= drainEnd || state.stop.load(ordering: .relaxed) { break }
+            if serverCPUAtStart == nil && now >= measureStart {
+                serverCPUAtStart = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
+                generatorCPUAtStart = ProcessCPU.selfSeconds()
+            }
+            if now - lastTick >= 1_000_000_000 {
+                let delivered = state.deliveredSoFar.load(ordering: .relaxed)
+                let rate = Double(delivered - lastDelivered) / (Double(now - lastTick) / 1e9)
+                let phase = now < measureStart ? "warm-up" : now < measureEnd ? "measuring" : "draining"
+                progress("\(phase) \(Double(now - start) / 1e9 > 0 ? String(Int(Double(now - start) / 1e9)) : "0")s  delivered/s \(Int(rate))  delivered \(delivered)")
+                lastDelivered = delivered
+                lastTick = now
+            }
+            if serverCPUAtStart != nil && now >= measureEnd && generatorCPUAtStart >= 0 {
+                // Sample CPU at the end of the measured window, not after the drain.
+                let serverEnd = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
+                let generatorEnd = ProcessCPU.selfSeconds()
+                state.cpuWindow.withLock { $0 = (serverEnd.map { $0 - serverCPUAtStart! }, generatorEnd - generatorCPUAtStart) }
+                generatorCPUAtStart = -1
+            }
+            usleep(5_000)
+        }
+        state.stop.store(true, ordering: .relaxed)
+        handles.forEach { pthread_join($0, nil) }
+        if let failure = state.failure.withLock({ $0 }) { throw BenchError(failure) }
+
+        var total = ThreadTally()
+        for thread in threads {
+            total.sent += thread.tally.sent
+            total.expected += thread.tally.expected
+            total.delivered += thread.tally.delivered
+            total.duplicated += thread.tally.duplicated
+            total.reordered += thread.tally.reordered
+            total.latency.add(thread.tally.latency)
+        }
+        let cpu = state.cpuWindow.withLock { $0 }
+        return BenchReport(
+            configuration: configuration, tally: total, serverCPUSeconds: cpu.server, generatorCPUSeconds: cpu.generator,
+            serverRSSKiB: (rssBefore ?? 0, rssJoined ?? 0))
+    }
+
+    private static func raiseDescriptorLimit(to wanted: Int) {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < rlim_t(wanted) {
+            limit.rlim_cur = min(limit.rlim_max, rlim_t(wanted))
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }
+
+    private static func startThread(_ body: @escaping () -> Void) -> pthread_t {
+        final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        pthread_create(&thread, nil, { context in
+            Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, context)
+        return thread
+    }
+}
+
+/// CPU time of processes, from /proc and getrusage.
+enum ProcessCPU {
+    /// User + system CPU seconds of `pid` (fields 14 and 15 of /proc/PID/stat).
+    static func seconds(pid: Int32) -> Double? {
+        guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
+        let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let close = line.lastIndex(of: ")") else { return nil }
+        let fields = line[line.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Resident set size of `pid` in KiB (VmRSS in /proc/PID/status).
+    static func residentKiB(pid: Int32) -> Int? {
+        guard let file = fopen("/proc/\(pid)/status", "r") else { return nil }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 512)
+        while fgets(&buffer, Int32(buffer.count), file) != nil {
+            let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if line.hasPrefix("VmRSS:") {
+                return Int(line.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "")
+            }
+        }
+        return nil
+    }
+
+    static func selfSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+}
