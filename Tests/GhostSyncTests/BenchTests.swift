@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+@testable import GhostSync
+@testable import GhostSyncBench
+
+extension Relay {
+    /// The load generator's accounting on small runs against the in-process server.
+    @Suite struct BenchTests {
+        private func configuration(port: UInt16) -> BenchConfiguration {
+            var configuration = BenchConfiguration()
+            configuration.address = "127.0.0.1:\(port)"
+            configuration.clients = 20
+            configuration.rooms = 4
+            configuration.rate = 50
+            configuration.duration = .milliseconds(800)
+            configuration.warmup = .milliseconds(200)
+            configuration.drain = .milliseconds(500)
+            configuration.threads = 2
+            configuration.serverPID = getpid()
+            return configuration
+        }
+
+        @Test func openLoopCountsEveryDelivery() async throws {
+            let rooms = (1...4).map { "room-\($0)" }
+            try await withServer(workers: 2, rooms: rooms) { _, port in
+                let report = try await LoadGenerator.run(configuration(port: port))
+                #expect(report.sent > 0)
+                #expect(report.expected == report.sent * 4)  // five members per room: four recipients each
+                #expect(report.delivered == report.expected)
+                #expect(report.lost == 0 && report.duplicated == 0 && report.reordered == 0)
+                #expect(report.latencyMicroseconds.p50 > 0 && report.latencyMicroseconds.max >= report.latencyMicroseconds.p99)
+                #expect(report.serverCPUSeconds != nil)
+                let object = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any]
+                #expect(object?["delivered"] as? Int == report.delivered)
+                #expect(object?["delivery_ratio"] as? Double == 1.0)
+                #expect((object?["latency_us"] as? [String: Any])?["p99"] != nil)
+                #expect(report.table.contains("delivered         \(report.delivered) of \(report.expected)"))
+            }
+        }
+
+        @Test func closedLoopKeepsTheWindowFull() async throws {
+            try await withServer(workers: 2, rooms: ["room-1", "room-2"]) { _, port in
+                var closed = configuration(port: port)
+                closed.mode = .closed
+                closed.clients = 10
+                closed.rooms = 2
+                closed.window = 4
+                let report = try await LoadGenerator.run(closed)
+                #expect(report.sent > 100)
+                #expect(report.delivered == report.expected)
+            }
+        }
+
+        @Test func missingRoomsAreReported() async throws {
+            try await withServer(workers: 1, rooms: []) { _, port in
+                await #expect(throws: BenchError.self) { _ = try await LoadGenerator.run(configuration(port: port)) }
+            }
+        }
+
+        @Test func invalidScenariosAreRejected() {
+            var configuration = BenchConfiguration()
+            configuration.payload = 8
+            #expect(throws: BenchError.self) { try configuration.validated() }
+            configuration = BenchConfiguration()
+            configuration.rooms = configuration.clients + 1
+            #expect(throws: BenchError.self) { try configuration.validated() }
+        }
+    }
+}
+
+/// The Redis (RESP3) and NATS framing the load generator relies on, checked byte for byte.
+@Suite struct RelayWireTests {
+    private func events(_ wire: RelayWire, _ text: String) -> (events: [String], consumed: Int, replies: String) {
+        var out: [String] = []
+        var replies: [UInt8] = []
+        let bytes = Array(text.utf8)
+        let consumed = bytes.withUnsafeBytes { raw in
+            wire.parse(raw, replies: &replies) { event in
+                switch event {
+                case .ready: out.append("ready")
+                case .message(let data): out.append("message:" + String(decoding: data, as: UTF8.self))
+                case .failure(let text): out.append("failure:" + text)
+                }
+            }
+        }
+        return (out, consumed, String(decoding: replies, as: UTF8.self))
+    }
+
+    @Test func redisHelloSubscribeAndPush() {
+        let hello = "%2\r\n$6\r\nserver\r\n$5\r\nredis\r\n$5\r\nproto\r\n:3\r\n"
+        let subscribed = ">3\r\n$9\r\nsubscribe\r\n$6\r\nroom-1\r\n:1\r\n"
+        let message = ">3\r\n$7\r\nmessage\r\n$6\r\nroom-1\r\n$5\r\nhello\r\n"
+        let published = ":4\r\n"
+        let parsed = events(.redis, hello + subscribed + message + published + ">3\r\n$7\r\nmess")
+        #expect(parsed.events == ["ready", "message:hello"])
+        #expect(parsed.consumed == (hello + subscribed + message + published).utf8.count)
+        #expect(events(.redis, "-ERR unknown command\r\n").events == ["failure:ERR unknown command"])
+    }
+
+    @Test func redisPublishEncoding() {
+        var out: [UInt8] = []
+        Array("hi".utf8).withUnsafeBytes { RelayWire.redis.appendPublish(room: "room-1", payload: $0, to: &out) }
+        #expect(String(decoding: out, as: UTF8.self) == "*3\r\n$7\r\nPUBLISH\r\n$6\r\nroom-1\r\n$2\r\nhi\r\n")
+    }
+
+    @Test func natsInfoMessagesAndPing() {
+        let text = "INFO {\"server_id\":\"x\"}\r\nPONG\r\nMSG room-1 1 5\r\nhello\r\nPING\r\nMSG room-1 1 3\r\nab"
+        let parsed = events(.nats, text)
+        #expect(parsed.events == ["ready", "message:hello"])
+        #expect(parsed.replies == "PONG\r\n")
+        #expect(parsed.consumed == text.utf8.count - "MSG room-1 1 3\r\nab".utf8.count)
+        var out: [UInt8] = []
+        Array("hi".utf8).withUnsafeBytes { RelayWire.nats.appendPublish(room: "room-1", payload: $0, to: &out) }
+        #expect(String(decoding: out, as: UTF8.self) == "PUB room-1 2\r\nhi\r\n")
+    }
+
+    @Test func ghostFramesMatchTheCodec() {
+        var out: [UInt8] = []
+        Array("hi".utf8).withUnsafeBytes { RelayWire.ghost.appendPublish(room: "lobby", payload: $0, to: &out) }
+        #expect(out == ClientWire.broadcast(Array("hi".utf8)).encodedFrame())
+        let frames = ServerWire.joined(clientID: UUID(), roomID: "lobby").encodedFrame()
+            + ServerWire.ping.encodedFrame()
+            + ServerWire.broadcast(senderID: UUID(), data: Array("yo".utf8)).encodedFrame()
+        var replies: [UInt8] = []
+        var seen: [String] = []
+        let consumed = frames.withUnsafeBytes { raw in
+            RelayWire.ghost.parse(raw, replies: &replies) { event in
+                if case .message(let data) = event { seen.append(String(decoding: data, as: UTF8.self)) } else if case .ready = event { seen.append("ready") }
+            }
+        }
+        #expect(consumed == frames.count)
+        #expect(seen == ["ready", "yo"])
+        #expect(replies == ClientWire.pong.encodedFrame())
+    }
+}
