@@ -9,31 +9,35 @@ import Foundation
 /// Thread confinement: owned by exactly one worker at a time (the one whose epoll holds `fd`),
 /// and moved whole between workers by a `Handoff`. Only the owner reads or writes it.
 /// Its cross-thread face is `record`.
+///
+/// The fields touched per relayed frame are `@exclusivity(unchecked)`: dynamic exclusivity
+/// checks on them cost more than the relay work itself, and the accesses are short,
+/// single-threaded and never overlap (no method holds one across a call that could take another).
 final class Connection {
     let fd: Int32
     let record: ClientRecord
     var decoder: FrameDecoder
-    var outbox = Outbox()
+    @exclusivity(unchecked) var outbox = Outbox()
 
     /// The room this client is in; it belongs to the same worker as this connection.
-    var room: LocalRoom?
+    @exclusivity(unchecked) var room: LocalRoom?
     /// Position in `room.members` (for O(1) removal).
-    var memberIndex = -1
+    @exclusivity(unchecked) var memberIndex = -1
 
     /// Index in the owning worker's connection table (also the epoll token).
-    var slot: Int32 = -1
+    @exclusivity(unchecked) var slot: Int32 = -1
     /// Whether EPOLLOUT is registered (only while the socket buffer is full).
-    var wantsWritable = false
+    @exclusivity(unchecked) var wantsWritable = false
     /// Whether the connection is on the worker's flush list this iteration.
-    var flushQueued = false
-    var isClosed = false
+    @exclusivity(unchecked) var flushQueued = false
+    @exclusivity(unchecked) var isClosed = false
 
     /// Monotonic milliseconds of the last complete frame received.
-    var lastFrameAt: Int64
+    @exclusivity(unchecked) var lastFrameAt: Int64
     /// When the next Ping is due.
     var nextPingAt: Int64
     /// A Ping was sent and its Pong has not come back.
-    var pingOutstanding = false
+    @exclusivity(unchecked) var pingOutstanding = false
     /// Identifies the connection's live timer-wheel entry; bumping it cancels that entry.
     var timerToken: UInt64 = 0
 

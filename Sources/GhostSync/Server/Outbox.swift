@@ -4,8 +4,9 @@ import Glibc
 /// `channelCapacity`, drained with `writev`.
 ///
 /// Memory: no storage at all until the first frame is queued; 16 slots after that; doubling up
-/// to the capacity under a burst, and back to 16 (or none) once drained, so an idle connection
-/// stays small. Appending into existing storage allocates nothing.
+/// to the capacity under a burst. Once drained it keeps up to 64 slots (512 bytes), so a busy
+/// connection does not reallocate on every burst, and gives larger storage back, so an idle
+/// connection stays small. Appending into existing storage allocates nothing.
 /// Invariant: owned by one worker at a time, like the frames it references; `storage[head...]`
 /// (wrapping) holds `count` retained frames, and `headOffset` bytes of the first are written.
 struct Outbox: ~Copyable {
@@ -16,6 +17,7 @@ struct Outbox: ~Copyable {
     /// Bytes of the head frame already written to the socket.
     private var headOffset = 0
     private static let initialSlots = 16
+    private static let keptSlots = 64
 
     init() {}
 
@@ -103,7 +105,7 @@ struct Outbox: ~Copyable {
     }
 
     private mutating func shrinkIfDrained() {
-        guard count == 0, slots > Self.initialSlots else {
+        guard count == 0, slots > Self.keptSlots else {
             if count == 0 { head = 0 }
             return
         }

@@ -28,7 +28,7 @@ extension Worker {
             return
         }
         if !connection.handoffBytes.isEmpty {
-            let frame = connection.handoffBytes.withUnsafeBytes { SharedFrame.copying($0) }
+            let frame = connection.handoffBytes.withUnsafeBytes { SharedFrame.copying($0, pool: framePool) }
             connection.handoffBytes = []
             connection.outbox.append(frame)
             frame.release()

@@ -18,14 +18,14 @@ extension Worker {
     }
 
     func send(_ message: ServerWire, to connection: Connection) {
-        let frame = SharedFrame.encoding(message)
+        let frame = SharedFrame.encoding(message, pool: framePool)
         enqueue(frame, to: connection)
         frame.release()
     }
 
     func sendEcho(_ data: UnsafeRawBufferPointer, to connection: Connection) {
         let payloadSize = ServerWire.echoPayloadSize(dataCount: data.count)
-        let frame = SharedFrame.allocate(count: WireSize.framePrefix + payloadSize)
+        let frame = SharedFrame.allocate(count: WireSize.framePrefix + payloadSize, pool: framePool)
         var writer = WireWriter(frame.buffer)
         writer.writeFrameLength(payloadSize)
         ServerWire.writeEchoBody(data: data, into: &writer)

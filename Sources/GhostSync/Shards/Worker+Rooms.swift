@@ -15,13 +15,11 @@ extension Worker {
         }
         if room.members.count > 1 {
             let payloadSize = ServerWire.broadcastPayloadSize(dataCount: data.count)
-            let frame = SharedFrame.allocate(count: WireSize.framePrefix + payloadSize)
+            let frame = SharedFrame.allocate(count: WireSize.framePrefix + payloadSize, pool: framePool)
             var writer = WireWriter(frame.buffer)
             writer.writeFrameLength(payloadSize)
             ServerWire.writeBroadcastBody(senderID: sender.id, data: data, into: &writer)
-            for member in room.members where member !== sender {
-                enqueue(frame, to: member)
-            }
+            room.forEachMember(except: sender) { enqueue(frame, to: $0) }
             frame.release()
         }
         handler.onBroadcast(clientID: sender.id, roomID: room.id, data: data)
@@ -70,10 +68,8 @@ extension Worker {
         connection.record.setRoomID(roomID)
         send(.joined(clientID: connection.id, roomID: roomID), to: connection)
         if room.members.count > 1 {
-            let frame = SharedFrame.encoding(.playerJoined(clientID: connection.id))
-            for member in room.members where member !== connection {
-                enqueue(frame, to: member)
-            }
+            let frame = SharedFrame.encoding(.playerJoined(clientID: connection.id), pool: framePool)
+            room.forEachMember(except: connection) { enqueue(frame, to: $0) }
             frame.release()
         }
     }
@@ -87,10 +83,8 @@ extension Worker {
         room.record.removeMember(connection.id)
         connection.record.setRoomID(nil)
         if !room.members.isEmpty && !isShuttingDown {
-            let frame = SharedFrame.encoding(.playerLeft(clientID: connection.id))
-            for member in room.members {
-                enqueue(frame, to: member)
-            }
+            let frame = SharedFrame.encoding(.playerLeft(clientID: connection.id), pool: framePool)
+            room.forEachMember { enqueue(frame, to: $0) }
             frame.release()
         }
         handler.onLeave(clientID: connection.id, roomID: room.id)

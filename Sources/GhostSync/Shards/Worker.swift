@@ -12,6 +12,7 @@ import Foundation
 ///
 /// Thread confinement: every stored property is touched only by this worker's thread (the
 /// `core` it shares is thread-safe). Other threads reach a worker only through its `Mailbox`.
+/// Properties used per frame are `@exclusivity(unchecked)` for the reason given on `Connection`.
 ///
 /// One loop iteration: wait (timeout = next timer) → mailbox → socket events (accept, read and
 /// relay) → due timers → flush every connection that has output, one `writev` each.
@@ -28,7 +29,7 @@ final class Worker {
     let pingInterval: Int64
 
     /// Connection table; the index is the epoll token.
-    var connections: [Connection?] = []
+    @exclusivity(unchecked) var connections: [Connection?] = []
     private var freeSlots: [Int32] = []
     /// Slots freed this iteration, reusable from the next one (so a late event in the same
     /// epoll batch can never reach a different connection).
@@ -39,14 +40,14 @@ final class Worker {
     private var dueTimers: [TimerWheel.Entry] = []
     private var nextTimerToken: UInt64 = 1
     /// Connections with queued output, flushed at the end of the iteration.
-    var flushList: [Connection] = []
+    @exclusivity(unchecked) var flushList: [Connection] = []
     /// Monotonic milliseconds, read once per iteration.
-    var now: Int64
+    @exclusivity(unchecked) var now: Int64
     private var running = true
     /// Set while closing everything at shutdown: members are not told about each other leaving.
     var isShuttingDown = false
     /// This worker's counters: plain integers, published once per iteration.
-    var statistics = WorkerStatistics()
+    @exclusivity(unchecked) var statistics = WorkerStatistics()
     let published: PublishedStatistics
     private var acceptResumesAt: Int64?
 
@@ -56,6 +57,9 @@ final class Worker {
     private let events: UnsafeMutablePointer<epoll_event>
     private static let eventCapacity = 256
     static let readBufferSize = 64 * 1024
+    /// Frame blocks for this worker's broadcasts (no malloc per message in steady state).
+    /// Declared before the frames so that it is released after them.
+    let framePool = FramePool()
     /// Constant frames, encoded once and shared by every outbox on this worker.
     let pingFrame = SharedFrame.encoding(.ping)
     let pongFrame = SharedFrame.encoding(.pong)
