@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev
 
-.PHONY: help deps build release test test-tsan run run-example compare clean
+.PHONY: help deps build release test test-tsan run run-example bench compare clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ run: deps ## Build and start the relay with default settings (rooms lobby, death
 run-example: deps ## Build and start the minimal embedded example relay (Sources/GhostSyncExample)
 	$(SWIFT) build -c release --product ghost-sync-example
 	$$($(SWIFT) build -c release --show-bin-path)/ghost-sync-example $(BIND)
+
+bench: deps ## Micro-benchmarks (package-benchmark): codec, frame decoder, fan-out, mailbox, timer wheel
+	GHOSTSYNC_BENCHMARKS=1 $(SWIFT) package --scratch-path .build-bench benchmark --no-progress
 
 compare: deps ## Scenarios S1 S2 S3 L1 S4 against GhostSync, Redis and NATS, pinned, side by side
 	@for pkg in redis-server nats-server; do dpkg -s $$pkg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; done

@@ -66,3 +66,15 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Micro-benchmarks (ordo-one/package-benchmark) only when asked for (`make bench` sets
+// GHOSTSYNC_BENCHMARKS=1): ordinary builds and `make test` do not fetch or compile it.
+if Context.environment["GHOSTSYNC_BENCHMARKS"] != nil {
+    package.dependencies.append(.package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]))
+    package.targets.append(.executableTarget(
+        name: "GhostSyncBenchmarks",
+        dependencies: ["GhostSync", "CGhostSyncShims", .product(name: "Benchmark", package: "benchmark")],
+        path: "Benchmarks/GhostSyncBenchmarks",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ))
+}

@@ -6,17 +6,23 @@
 /// non-empty slots gives the epoll_wait timeout without scanning the slots.
 ///
 /// Pure data: time is passed in, so tests drive it without a clock.
-struct TimerWheel {
-    struct Entry: Equatable {
+package struct TimerWheel {
+    package struct Entry: Equatable {
         /// Where the owner lives (a worker's connection-table index).
-        var owner: Int32
+        package var owner: Int32
         /// The owner's token at scheduling time: a mismatch means the entry was cancelled.
-        var token: UInt64
+        package var token: UInt64
         /// Absolute deadline in milliseconds.
-        var deadline: Int64
+        package var deadline: Int64
+
+        package init(owner: Int32, token: UInt64, deadline: Int64) {
+            self.owner = owner
+            self.token = token
+            self.deadline = deadline
+        }
     }
 
-    static let slotCount = 4096
+    package static let slotCount = 4096
     private static let mask = Int64(slotCount - 1)
 
     private var slots: [[Entry]]
@@ -26,13 +32,13 @@ struct TimerWheel {
     /// Entries stored, cancelled ones included.
     private(set) var count = 0
 
-    init(now: Int64) {
+    package init(now: Int64) {
         slots = Array(repeating: [], count: Self.slotCount)
         occupied = Array(repeating: 0, count: Self.slotCount / 64)
         processedTick = now
     }
 
-    mutating func schedule(_ entry: Entry) {
+    package mutating func schedule(_ entry: Entry) {
         // A deadline already passed fires at the next advance.
         let tick = max(entry.deadline, processedTick + 1)
         let slot = Int(tick & Self.mask)
@@ -42,7 +48,7 @@ struct TimerWheel {
     }
 
     /// Removes every entry due at `now` (deadline ≤ now) and appends it to `due`.
-    mutating func advance(to now: Int64, collecting due: inout [Entry]) {
+    package mutating func advance(to now: Int64, collecting due: inout [Entry]) {
         guard now > processedTick else { return }
         let ticks = min(now - processedTick, Int64(Self.slotCount))
         if count > 0 {
@@ -69,7 +75,7 @@ struct TimerWheel {
 
     /// Milliseconds from `now` until the next non-empty slot comes round, or nil when empty.
     /// May wake early for an entry that is a revolution or more away; never late.
-    func millisecondsUntilNext(now: Int64) -> Int64? {
+    package func millisecondsUntilNext(now: Int64) -> Int64? {
         guard count > 0 else { return nil }
         let start = Int((processedTick + 1) & Self.mask)
         var distance = 0

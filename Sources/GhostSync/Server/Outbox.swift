@@ -9,7 +9,7 @@ import Glibc
 /// connection stays small. Appending into existing storage allocates nothing.
 /// Invariant: owned by one worker at a time, like the frames it references; `storage[head...]`
 /// (wrapping) holds `count` retained frames, and `headOffset` bytes of the first are written.
-struct Outbox: ~Copyable {
+package struct Outbox: ~Copyable {
     private var storage: UnsafeMutablePointer<SharedFrame>?
     private var slots = 0
     private var head = 0
@@ -19,7 +19,7 @@ struct Outbox: ~Copyable {
     private static let initialSlots = 16
     private static let keptSlots = 64
 
-    init() {}
+    package init() {}
 
     deinit {
         for index in 0..<count {
@@ -28,10 +28,10 @@ struct Outbox: ~Copyable {
         storage?.deallocate()
     }
 
-    var isEmpty: Bool { count == 0 }
+    package var isEmpty: Bool { count == 0 }
 
     /// Queues a frame (retaining it).
-    mutating func append(_ frame: SharedFrame) {
+    package mutating func append(_ frame: SharedFrame) {
         if count == slots { grow() }
         storage![(head + count) & (slots - 1)] = frame
         frame.retain()
@@ -39,7 +39,7 @@ struct Outbox: ~Copyable {
     }
 
     /// Fills `vectors` with the unsent bytes, oldest first; returns how many vectors and bytes.
-    func gather(into vectors: UnsafeMutablePointer<iovec>, limit: Int) -> (vectors: Int, bytes: Int) {
+    package func gather(into vectors: UnsafeMutablePointer<iovec>, limit: Int) -> (vectors: Int, bytes: Int) {
         let used = min(count, limit)
         var total = 0
         for index in 0..<used {
@@ -52,7 +52,7 @@ struct Outbox: ~Copyable {
     }
 
     /// Records that `written` bytes went out, releasing the frames that are now fully sent.
-    mutating func consume(_ written: Int) {
+    package mutating func consume(_ written: Int) {
         var remaining = written
         while remaining > 0 {
             let frame = storage![head]
@@ -68,13 +68,13 @@ struct Outbox: ~Copyable {
     }
 
     /// Releases every queued frame.
-    mutating func removeAll() {
+    package mutating func removeAll() {
         while count > 0 { popHead() }
         shrinkIfDrained()
     }
 
     /// The unsent bytes as one private array (for a handoff to another worker), emptying the box.
-    mutating func takeUnsentBytes() -> [UInt8] {
+    package mutating func takeUnsentBytes() -> [UInt8] {
         var bytes: [UInt8] = []
         for index in 0..<count {
             let frame = storage![(head + index) & (slots - 1)]

@@ -6,8 +6,8 @@
 /// Invariant: a frame is made, retained, released and freed by one worker thread only; it never
 /// crosses threads (a handoff copies the bytes still queued into a new private frame). That is
 /// why the reference count is a plain, non-atomic integer.
-struct SharedFrame {
-    struct Header {
+package struct SharedFrame {
+    package struct Header {
         var references: Int
         var count: Int
         /// The `FramePool` to return the block to (unretained; the pool outlives its frames),
@@ -18,12 +18,12 @@ struct SharedFrame {
 
     private let header: UnsafeMutablePointer<Header>
 
-    init(header: UnsafeMutablePointer<Header>) {
+    package init(header: UnsafeMutablePointer<Header>) {
         self.header = header
     }
 
     /// A frame of `count` bytes, with one reference owned by the caller; fill it with `bytes`.
-    static func allocate(count: Int, pool: FramePool? = nil) -> SharedFrame {
+    package static func allocate(count: Int, pool: FramePool? = nil) -> SharedFrame {
         if let pool, let frame = pool.take(count: count) { return frame }
         let raw = UnsafeMutableRawPointer.allocate(
             byteCount: MemoryLayout<Header>.stride + count, alignment: MemoryLayout<Header>.alignment)
@@ -33,7 +33,7 @@ struct SharedFrame {
     }
 
     /// A frame holding a copy of `bytes`.
-    static func copying(_ bytes: UnsafeRawBufferPointer, pool: FramePool? = nil) -> SharedFrame {
+    package static func copying(_ bytes: UnsafeRawBufferPointer, pool: FramePool? = nil) -> SharedFrame {
         let frame = allocate(count: bytes.count, pool: pool)
         if let source = bytes.baseAddress, bytes.count > 0 {
             frame.bytes.copyMemory(from: source, byteCount: bytes.count)
@@ -42,24 +42,24 @@ struct SharedFrame {
     }
 
     /// A frame holding `message`, encoded.
-    static func encoding(_ message: ServerWire, pool: FramePool? = nil) -> SharedFrame {
+    package static func encoding(_ message: ServerWire, pool: FramePool? = nil) -> SharedFrame {
         let frame = allocate(count: WireSize.framePrefix + message.payloadSize, pool: pool)
         var writer = WireWriter(frame.buffer)
         message.writeFrame(into: &writer)
         return frame
     }
 
-    var bytes: UnsafeMutableRawPointer { UnsafeMutableRawPointer(header + 1) }
+    package var bytes: UnsafeMutableRawPointer { UnsafeMutableRawPointer(header + 1) }
 
-    var count: Int { header.pointee.count }
+    package var count: Int { header.pointee.count }
 
-    var buffer: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: bytes, count: count) }
+    package var buffer: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: bytes, count: count) }
 
-    func retain() {
+    package func retain() {
         header.pointee.references += 1
     }
 
-    func release() {
+    package func release() {
         header.pointee.references -= 1
         guard header.pointee.references == 0 else { return }
         if let pool = header.pointee.pool {
@@ -75,10 +75,12 @@ struct SharedFrame {
 ///
 /// Invariant: owned by one worker, used only on its thread, and released after every frame that
 /// came from it (the worker closes all connections, emptying their outboxes, before it ends).
-final class FramePool {
+package final class FramePool {
     private static let classSizes = [128, 256, 512, 1024, 2048, 4096]
     private static let maxFreePerClass = 4096
     private var free: [[UnsafeMutablePointer<SharedFrame.Header>]] = Array(repeating: [], count: classSizes.count)
+
+    package init() {}
 
     deinit {
         for list in free {
@@ -86,7 +88,7 @@ final class FramePool {
         }
     }
 
-    func take(count: Int) -> SharedFrame? {
+    package func take(count: Int) -> SharedFrame? {
         let needed = MemoryLayout<SharedFrame.Header>.stride + count
         guard let sizeClass = Self.classSizes.firstIndex(where: { $0 >= needed }) else { return nil }
         let header = free[sizeClass].popLast() ?? UnsafeMutableRawPointer.allocate(
@@ -96,7 +98,7 @@ final class FramePool {
         return SharedFrame(header: header)
     }
 
-    func recycle(_ header: UnsafeMutablePointer<SharedFrame.Header>) {
+    package func recycle(_ header: UnsafeMutablePointer<SharedFrame.Header>) {
         let sizeClass = header.pointee.sizeClass
         if free[sizeClass].count < Self.maxFreePerClass {
             free[sizeClass].append(header)

@@ -13,7 +13,7 @@ import Synchronization
 /// Invariants: a node is written only by its producer before the releasing CAS publishes it, and
 /// read only by the consumer after the acquiring exchange; each node is retained once by `post`
 /// and released once by `drain` (or by `deinit` for what is never drained).
-final class Mailbox: Sendable {
+package final class Mailbox: Sendable {
     private final class Node: @unchecked Sendable {
         let command: WorkerCommand
         var next: UnsafeMutableRawPointer?
@@ -26,13 +26,13 @@ final class Mailbox: Sendable {
     /// The newest node's address as a bit pattern (0 = empty); `UInt` because `Atomic` of a
     /// pointer is not `Sendable`.
     private let head = Atomic<UInt>(0)
-    let signal: EventSignal
+    package let signal: EventSignal
     /// Set by `close`; later posts discard their command instead of queueing it.
     private let closed = Atomic<Bool>(false)
     /// Posts in progress: `close` waits for them so no post signals a closed (reused) eventfd.
     private let activePosts = Atomic<Int>(0)
 
-    init() throws(SystemError) {
+    package init() throws(SystemError) {
         signal = try EventSignal()
     }
 
@@ -41,7 +41,7 @@ final class Mailbox: Sendable {
     }
 
     /// Called from any thread. After `close`, the command is discarded.
-    func post(_ command: WorkerCommand) {
+    package func post(_ command: WorkerCommand) {
         activePosts.add(1, ordering: .sequentiallyConsistent)
         defer { activePosts.subtract(1, ordering: .sequentiallyConsistent) }
         if closed.load(ordering: .sequentiallyConsistent) {
@@ -65,7 +65,7 @@ final class Mailbox: Sendable {
 
     /// Stops the mailbox for good (after its worker has exited): discards what is queued and
     /// closes the eventfd once no post is in flight. Idempotent.
-    func close() {
+    package func close() {
         if closed.exchange(true, ordering: .sequentiallyConsistent) { return }
         while activePosts.load(ordering: .sequentiallyConsistent) != 0 { sched_yield() }
         for command in drain() { command.discard() }
@@ -73,10 +73,10 @@ final class Mailbox: Sendable {
     }
 
     /// True when something is waiting (a cheap check before a full drain).
-    var isEmpty: Bool { head.load(ordering: .relaxed) == 0 }
+    package var isEmpty: Bool { head.load(ordering: .relaxed) == 0 }
 
     /// Called only by the owning worker: every command posted so far, oldest first.
-    func drain() -> [WorkerCommand] {
+    package func drain() -> [WorkerCommand] {
         guard var pointer = UnsafeMutableRawPointer(bitPattern: head.exchange(0, ordering: .acquiring)) else { return [] }
         var commands: [WorkerCommand] = []
         while true {

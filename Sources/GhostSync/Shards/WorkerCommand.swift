@@ -1,5 +1,5 @@
 /// What one thread asks a worker to do, through its `Mailbox`.
-enum WorkerCommand: Sendable {
+package enum WorkerCommand: Sendable {
     /// Take over a connection moved here from another worker (cross-shard handoff).
     case adopt(Handoff)
     /// A room this worker owns was deleted: mark its live instance deleted (soft delete).
@@ -8,7 +8,7 @@ enum WorkerCommand: Sendable {
     case stop
 
     /// Releases what a command holds when it will never be run (a mailbox torn down after stop).
-    func discard() {
+    package func discard() {
         if case .adopt(let handoff) = self {
             handoff.connection.discardAfterShutdown()
         }
@@ -22,6 +22,6 @@ enum WorkerCommand: Sendable {
 /// byte into a private buffer, before posting; after posting it keeps no reference. So exactly
 /// one thread touches the connection at any time, and the mailbox's release/acquire ordering
 /// hands its state over whole.
-struct Handoff: @unchecked Sendable {
+package struct Handoff: @unchecked Sendable {
     let connection: Connection
 }

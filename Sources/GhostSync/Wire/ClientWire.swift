@@ -65,7 +65,7 @@ public enum ClientWire: Equatable, Sendable {
 
 /// A decoded `ClientWire` whose byte fields still point into the read buffer: the engine relays
 /// them without an intermediate copy. Valid only while that buffer is.
-enum ClientRequest {
+package enum ClientRequest {
     case joinRoom(String)
     case leaveRoom
     case ping
@@ -73,7 +73,7 @@ enum ClientRequest {
     case broadcast(UnsafeRawBufferPointer)
     case echoTest(UnsafeRawBufferPointer)
 
-    init(payload: UnsafeRawBufferPointer) throws(WireError) {
+    package init(payload: UnsafeRawBufferPointer) throws(WireError) {
         if payload.isEmpty { throw .emptyPayload }
         var reader = WireReader(payload)
         switch try reader.readUInt32() {

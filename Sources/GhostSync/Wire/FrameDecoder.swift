@@ -69,7 +69,8 @@ package struct FrameDecoder: Sendable {
             offset = end
             if action != .proceed { return keep(UnsafeRawBufferPointer(rebasing: bytes[offset...]), after: action) }
         }
-        pending.append(contentsOf: bytes[offset...])
+        // Only when bytes remain: appending an empty slice still allocates array storage.
+        if offset < bytes.count { pending.append(contentsOf: bytes[offset...]) }
         return .proceed
     }
 
@@ -92,7 +93,7 @@ package struct FrameDecoder: Sendable {
 
     private mutating func keep(_ rest: UnsafeRawBufferPointer, after action: FrameAction) -> FrameAction {
         if action == .pause {
-            pending.append(contentsOf: rest)
+            if !rest.isEmpty { pending.append(contentsOf: rest) }
         } else {
             pending = []
         }

@@ -107,7 +107,7 @@ public enum ServerWire: Equatable, Sendable {
 // The relay's hot path encodes broadcasts and echoes from borrowed bytes, straight into a frame
 // buffer, without first building a `ServerWire` value (which would copy the data into an array).
 extension ServerWire {
-    static func broadcastPayloadSize(dataCount: Int) -> Int {
+    package static func broadcastPayloadSize(dataCount: Int) -> Int {
         WireSize.tag + WireSize.uuid + WireSize.bytes(dataCount)
     }
 
@@ -116,7 +116,7 @@ extension ServerWire {
     }
 
     /// Writes tag, sender and data (the caller wrote the length prefix).
-    static func writeBroadcastBody(senderID: UUID, data: UnsafeRawBufferPointer, into writer: inout WireWriter) {
+    package static func writeBroadcastBody(senderID: UUID, data: UnsafeRawBufferPointer, into writer: inout WireWriter) {
         writer.writeUInt32(6)
         writer.writeUUID(senderID)
         writer.writeBytes(data)

@@ -7,17 +7,17 @@ import Foundation
 /// Writes a frame (length prefix and bincode-legacy fields) into memory the caller sized with
 /// the matching `...Size` function. Bounds are checked with `assert`: callers compute sizes
 /// from the same field lengths they write.
-struct WireWriter {
+package struct WireWriter {
     private let base: UnsafeMutableRawPointer
     private let capacity: Int
     private(set) var position = 0
 
-    init(_ buffer: UnsafeMutableRawBufferPointer) {
+    package init(_ buffer: UnsafeMutableRawBufferPointer) {
         self.base = buffer.baseAddress!
         self.capacity = buffer.count
     }
 
-    mutating func writeFrameLength(_ length: Int) {
+    package mutating func writeFrameLength(_ length: Int) {
         write(UInt32(truncatingIfNeeded: length).bigEndian)
     }
 

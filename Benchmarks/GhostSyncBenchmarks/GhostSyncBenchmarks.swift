@@ -1,0 +1,157 @@
+// Micro-benchmarks of the relay's building blocks (ordo-one/package-benchmark).
+// Run with `make bench`; `make bench-check` compares against the committed baseline thresholds.
+// The figures that matter are counts: mallocs and instructions per operation, not wall time.
+import Benchmark
+import CGhostSyncShims
+import Glibc
+import GhostSync
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+let benchmarks: @Sendable () -> Void = {
+    let counts: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .instructions, .throughput]
+    Benchmark.defaultConfiguration = .init(metrics: counts, maxDuration: .seconds(2), maxIterations: 1_000_000)
+
+    let sender = UUID()
+    let payload = [UInt8](repeating: 0x42, count: 64)
+
+    Benchmark("Encode ServerWire.broadcast (64 B)", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        let message = ServerWire.broadcast(senderID: sender, data: payload)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(message.encodedFrame())
+        }
+    }
+
+    Benchmark("Decode ClientWire.broadcast (64 B)", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        let frame = Array(ClientWire.broadcast(payload).encodedPayload())
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            blackHole(try? ClientWire(payload: frame))
+        }
+    }
+
+    // The engine's own decode path: borrowed views, no copy of the data.
+    Benchmark("Frame decoder: 1,000 broadcast frames in one read", configuration: .init(scalingFactor: .one)) { benchmark in
+        let stream = (0..<1000).flatMap { _ in ClientWire.broadcast(payload).encodedFrame() }
+        var decoder = FrameDecoder(maxPayload: 64 * 1024)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            var frames = 0
+            _ = try? stream.withUnsafeBytes { raw in
+                try decoder.feed(raw) { payload in
+                    if case .broadcast(let data)? = try? ClientRequest(payload: payload) { frames += data.count > 0 ? 1 : 0 }
+                    return .proceed
+                }
+            }
+            blackHole(frames)
+        }
+    }
+
+    Benchmark("Frame decoder alone: 1,000 frames in one read", configuration: .init(scalingFactor: .one)) { benchmark in
+        let stream = (0..<1000).flatMap { _ in ClientWire.broadcast(payload).encodedFrame() }
+        var decoder = FrameDecoder(maxPayload: 64 * 1024)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            var bytes = 0
+            _ = try? stream.withUnsafeBytes { raw in
+                try decoder.feed(raw) { payload in
+                    bytes &+= payload.count
+                    return .proceed
+                }
+            }
+            blackHole(bytes)
+        }
+    }
+
+    // Fan-out as the worker does it: encode once into a pooled frame, reference it from every
+    // recipient's outbox, then drain the outboxes as a flush would. Steady state: no malloc.
+    for recipients in [1, 10, 100] {
+        Benchmark("Fan-out to \(recipients) recipients", configuration: .init(scalingFactor: .kilo)) { benchmark in
+            let pool = FramePool()
+            let outboxes = (0..<recipients).map { _ in OutboxBox() }
+            let size = 4 + ServerWire.broadcastPayloadSize(dataCount: payload.count)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                let frame = SharedFrame.allocate(count: size, pool: pool)
+                payload.withUnsafeBytes { data in
+                    var writer = WireWriter(frame.buffer)
+                    writer.writeFrameLength(size - 4)
+                    ServerWire.writeBroadcastBody(senderID: sender, data: data, into: &writer)
+                }
+                for box in outboxes { box.outbox.append(frame) }
+                frame.release()
+                for box in outboxes { box.outbox.consume(size) }
+            }
+            benchmark.stopMeasurement()
+            for box in outboxes { box.outbox.removeAll() }
+        }
+    }
+
+    // The cross-shard queue between two pinned threads: a producer posts, the consumer drains.
+    Benchmark("Mailbox: post and drain across two threads", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        let mailbox = try! Mailbox()
+        let total = benchmark.scaledIterations.count
+        let consumer = Thread.start(cpu: 1) {
+            var received = 0
+            while received < total { received += mailbox.drain().count }
+        }
+        _ = Thread.pin(cpu: 0)
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations {
+            mailbox.post(.roomDeleted(roomID: "", generation: UInt64(index)))
+        }
+        pthread_join(consumer, nil)
+        benchmark.stopMeasurement()
+        mailbox.close()
+    }
+
+    // Timer-wheel churn: every connection re-arms once per ping interval.
+    Benchmark("Timer wheel: schedule and fire 10,000 timers", configuration: .init(scalingFactor: .one)) { benchmark in
+        var due: [TimerWheel.Entry] = []
+        due.reserveCapacity(10_000)
+        benchmark.startMeasurement()
+        for round in benchmark.scaledIterations {
+            var wheel = TimerWheel(now: 0)
+            for owner in 0..<10_000 {
+                wheel.schedule(.init(owner: Int32(owner), token: UInt64(round), deadline: Int64(owner % 13_000)))
+            }
+            wheel.advance(to: 13_000, collecting: &due)
+            blackHole(due.count)
+            due.removeAll(keepingCapacity: true)
+        }
+    }
+}
+
+/// An outbox on the heap, as a connection holds it (`Outbox` is not copyable, so no array of them).
+final class OutboxBox {
+    var outbox = Outbox()
+}
+
+/// Plain pthreads pinned to CPUs, for the cross-thread benchmark.
+enum Thread {
+    static func pin(cpu: Int) -> Int32 {
+        gs_pin_current_thread(Int32(cpu))
+    }
+
+    static func start(cpu: Int, _ body: @escaping @Sendable () -> Void) -> pthread_t {
+        final class Box: Sendable {
+            let body: @Sendable () -> Void
+            let cpu: Int
+            init(_ body: @escaping @Sendable () -> Void, cpu: Int) { self.body = body; self.cpu = cpu }
+        }
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(Box(body, cpu: cpu)).toOpaque()
+        pthread_create(&thread, nil, { context in
+            let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
+            _ = Thread.pin(cpu: box.cpu)
+            box.body()
+            return nil
+        }, context)
+        return thread
+    }
+}
