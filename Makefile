@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev
 
-.PHONY: help deps build release test test-tsan run run-example bench compare clean
+.PHONY: help deps build release test test-tsan run run-example bench perf compare clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,11 @@ run-example: deps ## Build and start the minimal embedded example relay (Sources
 
 bench: deps ## Micro-benchmarks (package-benchmark): codec, frame decoder, fan-out, mailbox, timer wheel
 	GHOSTSYNC_BENCHMARKS=1 $(SWIFT) package --scratch-path .build-bench benchmark --no-progress
+
+perf: deps ## Profile the relay under S1 with perf: top entries and a flame graph in .build/perf
+	@command -v perf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
+	$(SWIFT) build -c release --product ghost-sync
+	Benchmarks/perf.sh
 
 compare: deps ## Scenarios S1 S2 S3 L1 S4 against GhostSync, Redis and NATS, pinned, side by side
 	@for pkg in redis-server nats-server; do dpkg -s $$pkg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; done

@@ -27,6 +27,10 @@ package enum Syscall {
     /// Gathered write (`sendmsg` with MSG_NOSIGNAL: a peer that went away gives EPIPE, never
     /// SIGPIPE, without changing the process's signal dispositions).
     package static func writev(_ fd: Int32, _ vectors: UnsafeMutablePointer<iovec>, count: Int) throws(SystemError) -> IOResult {
+        // One buffer: plain send(), which skips copying a msghdr and an iovec array in the kernel.
+        if count == 1 {
+            return try send(fd, UnsafeRawBufferPointer(start: vectors[0].iov_base, count: vectors[0].iov_len))
+        }
         var message = msghdr()
         message.msg_iov = vectors
         message.msg_iovlen = count

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Profiles the relay under scenario S1 with perf: starts `ghost-sync relay` (one worker, pinned to
+# CPU 0), drives S1 from CPU 1 for a bounded time, records call stacks for $SECONDS_TO_RECORD
+# seconds, stops everything by PID, and writes the top entries and a flame graph to $OUT_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${OUT_DIR:-.build/perf}
+SECONDS_TO_RECORD=${SECONDS_TO_RECORD:-5}
+mkdir -p "$OUT_DIR"
+BIN=$(swift build -c release --show-bin-path)/ghost-sync
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+taskset -c 0 "$BIN" relay --bind "127.0.0.1:$PORT" --workers 1 --cpus 0 --rooms 100 --no-control --no-metrics --log-level warning &
+RELAY=$!
+trap 'kill $RELAY 2>/dev/null || true' EXIT
+sleep 0.5
+timeout 120 taskset -c 1 "$BIN" bench --addr "127.0.0.1:$PORT" --clients 1000 --rooms 100 --rate 20 \
+  --duration "$((SECONDS_TO_RECORD + 2))s" --warmup 1s >"$OUT_DIR/bench.txt" 2>/dev/null &
+LOAD=$!
+sleep 2
+perf record -F 999 -g -p "$RELAY" -o "$OUT_DIR/perf.data" -- sleep "$SECONDS_TO_RECORD" 2>/dev/null
+wait "$LOAD" || true
+perf report -i "$OUT_DIR/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8 >"$OUT_DIR/report.txt"
+echo >>"$OUT_DIR/report.txt"
+perf report -i "$OUT_DIR/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' \
+  | head -40 | swift demangle --simplified >>"$OUT_DIR/report.txt"
+perf script -i "$OUT_DIR/perf.data" 2>/dev/null | swift demangle --simplified | python3 Benchmarks/flamegraph.py >"$OUT_DIR/flamegraph.svg"
+cat "$OUT_DIR/report.txt"
+echo "flame graph: $OUT_DIR/flamegraph.svg; load: $OUT_DIR/bench.txt"
