@@ -20,10 +20,9 @@ LOAD=$!
 sleep 2
 perf record -F 999 -g -p "$RELAY" -o "$OUT_DIR/perf.data" -- sleep "$SECONDS_TO_RECORD" 2>/dev/null
 wait "$LOAD" || true
-perf report -i "$OUT_DIR/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -8 >"$OUT_DIR/report.txt"
-echo >>"$OUT_DIR/report.txt"
-perf report -i "$OUT_DIR/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' \
-  | head -40 | swift demangle --simplified >>"$OUT_DIR/report.txt"
+perf report -i "$OUT_DIR/perf.data" --no-children --sort dso --stdio -g none >"$OUT_DIR/by-dso.txt" 2>/dev/null
+perf report -i "$OUT_DIR/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | swift demangle --simplified >"$OUT_DIR/by-symbol.txt"
+{ grep -v '^#' "$OUT_DIR/by-dso.txt" | grep -v '^$' | sed -n 1,8p; echo; grep -v '^#' "$OUT_DIR/by-symbol.txt" | grep -v '^$' | sed -n 1,40p; } >"$OUT_DIR/report.txt"
 perf script -i "$OUT_DIR/perf.data" 2>/dev/null | swift demangle --simplified | python3 Benchmarks/flamegraph.py >"$OUT_DIR/flamegraph.svg"
 cat "$OUT_DIR/report.txt"
 echo "flame graph: $OUT_DIR/flamegraph.svg; load: $OUT_DIR/bench.txt"
