@@ -40,6 +40,12 @@ struct RelayCommand: AsyncParsableCommand {
     var pingInterval = DurationArgument(argument: "13s")!
     @Option(help: "Per-client outgoing queue, in frames; frames dropped when full.")
     var channelCapacity = 1024
+    @Option(help: "Longest room ID a client may join, in bytes.")
+    var maxRoomIDLength = 256
+    @Option(help: "Most simultaneous connections from one IP address (default: no limit).")
+    var maxConnectionsPerIP: Int?
+    @Option(help: "Most frames per second from one connection; over it the connection is closed (default: no limit).")
+    var maxFramesPerSecond: Int?
     @Option(help: "Control protocol address (no authentication: keep it on loopback).")
     var control = "127.0.0.1:8888"
     @Flag(name: .customLong("no-control"), help: "Turn the control endpoint off.")
@@ -59,6 +65,9 @@ struct RelayCommand: AsyncParsableCommand {
         if maxClients < 1 { throw ValidationError("--max-clients must be at least 1") }
         if maxPayload < 4 { throw ValidationError("--max-payload must be at least 4 bytes") }
         if channelCapacity < 1 { throw ValidationError("--channel-capacity must be at least 1") }
+        if maxRoomIDLength < 1 { throw ValidationError("--max-room-id-length must be at least 1") }
+        if let maxConnectionsPerIP, maxConnectionsPerIP < 1 { throw ValidationError("--max-connections-per-ip must be at least 1") }
+        if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw ValidationError("--max-frames-per-second must be at least 1") }
         for (flag, address) in [("--bind", bind), ("--control", control), ("--metrics", metrics)] {
             do { _ = try SocketAddress(parsing: address) } catch { throw ValidationError("\(flag): \(error)") }
         }
@@ -85,6 +94,9 @@ struct RelayCommand: AsyncParsableCommand {
         configuration.server.idleTimeout = idleTimeout.duration
         configuration.server.pingInterval = pingInterval.duration
         configuration.server.channelCapacity = channelCapacity
+        configuration.server.maxRoomIDLength = maxRoomIDLength
+        configuration.server.maxConnectionsPerIP = maxConnectionsPerIP
+        configuration.server.maxFramesPerSecond = maxFramesPerSecond
         if !roomNames.isEmpty || roomCount != nil {
             configuration.rooms = roomNames + (roomCount.map { count in (0..<count).map { "room-\($0 + 1)" } } ?? [])
         }

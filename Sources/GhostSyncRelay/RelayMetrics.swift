@@ -34,6 +34,7 @@ package final class RelayMetrics: Sendable {
         .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsReset, labels: [("reason", "connection_reset")]),
         .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsPayloadTooLarge, labels: [("reason", "payload_too_large")]),
         .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsProtocol, labels: [("reason", "protocol")]),
+        .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsRateLimited, labels: [("reason", "rate_limited")]),
     ]
 
     private let handle: ServerHandle
@@ -99,6 +100,7 @@ package final class RelayMetrics: Sendable {
     private static func disconnects(_ statistics: WorkerStatistics) -> Int {
         statistics[.disconnectsIdleTimeout] + statistics[.disconnectsPingTimeout] + statistics[.disconnectsClosed]
             + statistics[.disconnectsReset] + statistics[.disconnectsPayloadTooLarge] + statistics[.disconnectsProtocol]
+            + statistics[.disconnectsRateLimited]
     }
 
     /// The event-loop iteration time histogram. The workers keep its buckets as plain counters,

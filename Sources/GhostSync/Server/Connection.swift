@@ -38,6 +38,9 @@ final class Connection {
     var nextPingAt: Int64
     /// A Ping was sent and its Pong has not come back.
     @exclusivity(unchecked) var pingOutstanding = false
+    /// Rate limiting (`maxFramesPerSecond`): the current one-second window and its frame count.
+    var rateWindowStart: Int64 = 0
+    var framesInRateWindow = 0
     /// Identifies the connection's live timer-wheel entry; bumping it cancels that entry.
     var timerToken: UInt64 = 0
 

@@ -12,6 +12,8 @@ public enum DisconnectReason: Equatable, Sendable, CustomStringConvertible {
     case payloadTooLarge
     /// The client sent a frame that does not decode; the text says how.
     case `protocol`(String)
+    /// The client sent more than `maxFramesPerSecond` frames in a second.
+    case rateLimited
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum DisconnectReason: Equatable, Sendable, CustomStringConvertible {
         case .connectionReset: return "connection reset"
         case .payloadTooLarge: return "payload too large"
         case .protocol(let reason): return "protocol error: \(reason)"
+        case .rateLimited: return "rate limited (too many frames per second)"
         }
     }
 }

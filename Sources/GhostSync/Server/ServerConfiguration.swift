@@ -23,6 +23,13 @@ public struct ServerConfiguration: Sendable {
     public var pinning = true
     /// Keep each worker's memory on its CPU's NUMA node (a no-op on single-node hosts).
     public var numaAware = true
+    /// Longest room ID a client may join, in UTF-8 bytes; longer joins get an `Error`.
+    public var maxRoomIDLength = 256
+    /// Most connections from one IP address at once; nil (the default) means no limit.
+    public var maxConnectionsPerIP: Int?
+    /// Most frames a connection may send per second; nil (the default) means no limit.
+    /// A connection over it is closed with `DisconnectReason.rateLimited`.
+    public var maxFramesPerSecond: Int?
 
     public init() {}
 
@@ -33,6 +40,9 @@ public struct ServerConfiguration: Sendable {
         if idleTimeout <= .zero { throw .invalidConfiguration("idleTimeout must be positive") }
         if pingInterval <= .zero { throw .invalidConfiguration("pingInterval must be positive") }
         if let workers, workers < 1 || workers > 1024 { throw .invalidConfiguration("workers must be 1...1024") }
+        if maxRoomIDLength < 1 { throw .invalidConfiguration("maxRoomIDLength must be at least 1") }
+        if let maxConnectionsPerIP, maxConnectionsPerIP < 1 { throw .invalidConfiguration("maxConnectionsPerIP must be at least 1") }
+        if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw .invalidConfiguration("maxFramesPerSecond must be at least 1") }
         return self
     }
 }

@@ -14,6 +14,8 @@ final class ServerCore: Sendable {
     let statistics: [PublishedStatistics]
     /// Open client connections across all workers (checked against maxClients on accept).
     let connectionCount = Atomic<Int>(0)
+    /// Open connections per client IP, kept only when `maxConnectionsPerIP` is set (accept path).
+    let connectionsPerIP = Locked<[String: Int]>([:])
     let idleTimeoutMilliseconds: Int64
     let pingIntervalMilliseconds: Int64
 
@@ -30,4 +32,23 @@ final class ServerCore: Sendable {
     }
 
     var shardMap: ShardMap { rooms.shardMap }
+
+    /// Counts a new connection from `address`; false if its IP is at `maxConnectionsPerIP`.
+    func admitIP(_ address: SocketAddress) -> Bool {
+        guard let limit = configuration.maxConnectionsPerIP else { return true }
+        return connectionsPerIP.withLock { counts in
+            let current = counts[address.host, default: 0]
+            guard current < limit else { return false }
+            counts[address.host] = current + 1
+            return true
+        }
+    }
+
+    func releaseIP(_ address: SocketAddress) {
+        guard configuration.maxConnectionsPerIP != nil else { return }
+        connectionsPerIP.withLock { counts in
+            let remaining = counts[address.host, default: 1] - 1
+            counts[address.host] = remaining > 0 ? remaining : nil
+        }
+    }
 }

@@ -134,6 +134,13 @@ public struct ShardedServerBuilder: Sendable {
     public func pinning(_ enabled: Bool) -> Self { with { $0.pinning = enabled } }
     /// NUMA-local memory for each worker (default on; a no-op on single-node hosts).
     public func numaAware(_ enabled: Bool) -> Self { with { $0.numaAware = enabled } }
+    /// Longest room ID a client may join, in UTF-8 bytes (default 256).
+    public func maxRoomIDLength(_ bytes: Int) -> Self { with { $0.maxRoomIDLength = bytes } }
+    /// Most simultaneous connections from one IP address (default: no limit).
+    public func maxConnectionsPerIP(_ count: Int?) -> Self { with { $0.maxConnectionsPerIP = count } }
+    /// Most frames per second from one connection; over it, the connection is closed with
+    /// `.rateLimited` (default: no limit).
+    public func maxFramesPerSecond(_ count: Int?) -> Self { with { $0.maxFramesPerSecond = count } }
 
     public func build() -> ShardedServer {
         ShardedServer(configuration: configuration)

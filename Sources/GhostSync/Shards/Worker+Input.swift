@@ -58,6 +58,17 @@ extension Worker {
         // Any complete frame, Pong included, counts as activity.
         connection.lastFrameAt = now
         statistics[.framesReceived] += 1
+        if let limit = maxFramesPerSecond {
+            if now - connection.rateWindowStart >= 1000 {
+                connection.rateWindowStart = now
+                connection.framesInRateWindow = 0
+            }
+            connection.framesInRateWindow += 1
+            if connection.framesInRateWindow > limit {
+                closeReason = .rateLimited
+                return .stop
+            }
+        }
         let request: ClientRequest
         do {
             request = try ClientRequest(payload: payload)

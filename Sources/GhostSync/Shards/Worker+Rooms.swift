@@ -29,6 +29,11 @@ extension Worker {
     /// the old room. Completes here if this worker owns the room; otherwise pauses decoding
     /// so the connection (with its unread bytes) can move to the owner.
     func requestJoin(_ connection: Connection, roomID: String) -> FrameAction {
+        let length = roomID.utf8.count
+        guard length <= maxRoomIDLength else {
+            send(.error("room ID too long: \(length) bytes, the limit is \(maxRoomIDLength)"), to: connection)
+            return .proceed
+        }
         guard let record = core.rooms.record(roomID) else {
             send(.error("room not found: \(roomID)"), to: connection)
             return .proceed

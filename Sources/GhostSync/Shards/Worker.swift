@@ -27,6 +27,8 @@ final class Worker {
     let maxPayload: Int
     let idleTimeout: Int64
     let pingInterval: Int64
+    let maxFramesPerSecond: Int?
+    let maxRoomIDLength: Int
 
     /// Connection table; the index is the epoll token.
     @exclusivity(unchecked) var connections: [Connection?] = []
@@ -80,6 +82,8 @@ final class Worker {
         maxPayload = core.configuration.maxPayload
         idleTimeout = core.idleTimeoutMilliseconds
         pingInterval = core.pingIntervalMilliseconds
+        maxFramesPerSecond = core.configuration.maxFramesPerSecond
+        maxRoomIDLength = core.configuration.maxRoomIDLength
         now = MonotonicClock.nowMilliseconds()
         wheel = TimerWheel(now: now)
         readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
@@ -226,8 +230,15 @@ final class Worker {
 
     private func admit(fd: Int32, address: SocketAddress) {
         let count = core.connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
-        guard count <= core.configuration.maxClients, handler.onConnect(address) else {
+        guard count <= core.configuration.maxClients, core.admitIP(address) else {
             core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
+            Syscall.close(fd)
+            statistics[.connectionsRefused] += 1
+            return
+        }
+        guard handler.onConnect(address) else {
+            core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
+            core.releaseIP(address)
             Syscall.close(fd)
             statistics[.connectionsRefused] += 1
             return
@@ -238,6 +249,7 @@ final class Worker {
             fd: fd, id: UUID(), address: address, maxPayload: maxPayload, now: now, pingInterval: pingInterval)
         guard register(connection) else {
             core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
+            core.releaseIP(address)
             connection.isClosed = true
             Syscall.close(fd)
             return
@@ -310,6 +322,7 @@ final class Worker {
         connection.decoder.reset()
         core.clients.remove(connection.id)
         core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
+        core.releaseIP(connection.address)
         statistics.countDisconnect(reason)
         handler.onDisconnect(clientID: connection.id, address: connection.address, reason: reason)
     }

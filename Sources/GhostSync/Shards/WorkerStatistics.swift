@@ -28,6 +28,7 @@ public struct WorkerStatistics: Sendable, Equatable {
         case disconnectsReset
         case disconnectsPayloadTooLarge
         case disconnectsProtocol
+        case disconnectsRateLimited
         /// Time spent working (epoll_wait return to the end of the iteration), in nanoseconds.
         case busyNanoseconds
 
@@ -38,7 +39,7 @@ public struct WorkerStatistics: Sendable, Equatable {
         }
     }
 
-    private var values = InlineArray<21, Int>(repeating: 0)
+    private var values = InlineArray<22, Int>(repeating: 0)
     private var loopTimeCounts = InlineArray<9, Int>(repeating: 0)
 
     /// Upper bounds (microseconds) of the loop-iteration time histogram; a last, unbounded
@@ -87,6 +88,7 @@ public struct WorkerStatistics: Sendable, Equatable {
         case .connectionReset: self[.disconnectsReset] += 1
         case .payloadTooLarge: self[.disconnectsPayloadTooLarge] += 1
         case .protocol: self[.disconnectsProtocol] += 1
+        case .rateLimited: self[.disconnectsRateLimited] += 1
         }
     }
 }

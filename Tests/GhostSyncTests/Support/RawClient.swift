@@ -31,10 +31,19 @@ final class RawClient {
     private var consumed = 0
     private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
 
-    init(port: UInt16, host: String = "127.0.0.1") throws {
+    /// Connects to `host:port`, from the local address `source` when given (e.g. 127.0.0.2).
+    init(port: UInt16, host: String = "127.0.0.1", source: String? = nil) throws {
         let address = try SocketAddress(parsing: "\(host):\(port)")
         fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure.system("socket", errno) }
+        if let source {
+            let local = try SocketAddress(parsing: "\(source):0")
+            guard local.withSockAddr({ bind(fd, $0, $1) }) == 0 else {
+                let code = errno
+                Glibc.close(fd)
+                throw Failure.system("bind", code)
+            }
+        }
         let connected = address.withSockAddr { connect(fd, $0, $1) }
         if connected != 0 {
             let code = errno

@@ -16,8 +16,9 @@ final class Subprocess {
         return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
     }
 
-    init(_ executable: String, _ arguments: [String]) throws {
-        let path = Self.productsDirectory + "/" + executable
+    /// Runs `executable` from the products directory, or the program at `absolute` if given.
+    init(_ executable: String, _ arguments: [String], absolute: String? = nil) throws {
+        let path = absolute ?? Self.productsDirectory + "/" + executable
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
         guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw TimedOut(what: "pipes") }
@@ -29,7 +30,7 @@ final class Subprocess {
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
         posix_spawn_file_actions_addclose(&actions, outPipe[0])
         posix_spawn_file_actions_addclose(&actions, errPipe[0])
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let argv = ([absolute == nil ? path : executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var child = pid_t()
         let result = posix_spawn(&child, path, &actions, nil, argv, environ)
