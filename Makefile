@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev
 
-.PHONY: help deps build release test test-tsan run run-example bench perf compare clean
+.PHONY: help deps build release test test-tsan test-asan soak run run-example fuzz bench perf compare clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,26 @@ run: deps ## Build and start the relay with default settings (rooms lobby, death
 run-example: deps ## Build and start the minimal embedded example relay (Sources/GhostSyncExample)
 	$(SWIFT) build -c release --product ghost-sync-example
 	$$($(SWIFT) build -c release --show-bin-path)/ghost-sync-example $(BIND)
+
+test-asan: deps ## Start/stop cycles and hostile-input tests under AddressSanitizer with leak checks
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	ASAN_OPTIONS=detect_leaks=1 $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan \
+	  --disable-xctest --filter "LifecycleTests|HostileInputTests|LimitsTests|FrameDecoderTests|WireErrors"
+
+soak: ## Soak: S1 with client and room churn for SOAK_SECONDS (default 600); not part of CI
+	$(SWIFT) build -c release --product ghost-sync
+	Benchmarks/soak.sh
+
+FUZZ_SECONDS ?= 60
+FUZZ_DIR := .build/fuzz
+
+fuzz: ## Fuzz the frame decoder and message codecs with libFuzzer for FUZZ_SECONDS (default 60)
+	mkdir -p $(FUZZ_DIR)/corpus
+	cp -n Fuzz/corpus/wire/* $(FUZZ_DIR)/corpus/ 2>/dev/null || true
+	swiftc -sanitize=fuzzer,address -parse-as-library -O -package-name GhostSync \
+	  Sources/GhostSync/Wire/*.swift Fuzz/WireFuzzer.swift -o $(FUZZ_DIR)/wire-fuzzer
+	$(FUZZ_DIR)/wire-fuzzer $(FUZZ_DIR)/corpus -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_DIR)/
 
 bench: deps ## Micro-benchmarks (package-benchmark): codec, frame decoder, fan-out, mailbox, timer wheel
 	GHOSTSYNC_BENCHMARKS=1 $(SWIFT) package --scratch-path .build-bench benchmark --no-progress

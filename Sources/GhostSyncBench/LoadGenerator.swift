@@ -54,7 +54,14 @@ public enum LoadGenerator {
             try threads[client % threads.count].connect(client: client, to: remote)
         }
         let handles = threads.map { thread in startThread { thread.run() } }
-        defer { handles.forEach { pthread_join($0, nil) } }
+        // Stops and joins the threads exactly once, on every path out of here.
+        var joined = false
+        func finish() {
+            state.stop.store(true, ordering: .relaxed)
+            if !joined { handles.forEach { pthread_join($0, nil) } }
+            joined = true
+        }
+        defer { finish() }
 
         // Every client joined (or subscribed) before anything is measured.
         let joinDeadline = MonotonicClock.nowNanoseconds() + 60_000_000_000
@@ -101,8 +108,7 @@ public enum LoadGenerator {
             }
             usleep(5_000)
         }
-        state.stop.store(true, ordering: .relaxed)
-        handles.forEach { pthread_join($0, nil) }
+        finish()
         if let failure = state.failure.withLock({ $0 }) { throw BenchError(failure) }
 
         var total = ThreadTally()

@@ -80,8 +80,8 @@ extension Relay {
             RawServer.write(fd, ServerWire.broadcast(senderID: UUID(), data: [1, 2]).encodedFrame())
             RawServer.write(fd, [0x00, 0x00, 0x04, 0x01])  // announces 1025 bytes
             #expect(try await client.next().isBroadcast)
-            await #expect(throws: SyncError.payloadTooLarge(length: 1025, limit: 1024)) { _ = try await client.recv() }
-            #expect(try await client.recv() == nil)
+            await #expect(throws: SyncError.payloadTooLarge(length: 1025, limit: 1024)) { _ = try await client.recvWithin() }
+            #expect(try await client.recvWithin() == nil)
             await #expect(throws: SyncError.connectionReset) { try await client.ping() }
         }
 
@@ -106,7 +106,7 @@ extension Relay {
             let fd = try raw.accept()
             defer { Glibc.close(fd) }
             RawServer.write(fd, [0, 0, 0, 4, 42, 0, 0, 0])
-            await #expect(throws: SyncError.protocol("unknown message tag 42")) { _ = try await client.recv() }
+            await #expect(throws: SyncError.protocol("unknown message tag 42")) { _ = try await client.recvWithin() }
         }
 
         @Test func cancellingRecvLosesNoFrame() async throws {
@@ -237,7 +237,7 @@ extension Relay {
                 try await Task.sleep(for: .milliseconds(10))
                 client.close()
                 #expect(try await waiting.value == nil)
-                #expect(try await client.recv() == nil)
+                #expect(try await client.recvWithin() == nil)
                 await #expect(throws: SyncError.connectionReset) { try await client.broadcast([1]) }
             }
         }

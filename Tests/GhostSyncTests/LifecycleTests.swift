@@ -49,7 +49,7 @@ extension Relay {
             await handle.shutdown()
             for client in clients {
                 // Nothing but the end of the stream: no PlayerLeft storm while everyone is closed.
-                #expect(try await client.recv() == nil, "expected a clean end of stream")
+                #expect(try await client.recvWithin() == nil, "expected a clean end of stream")
             }
             for raw in raws {
                 #expect(try raw.waitForClose(timeout: .seconds(5)), "raw client saw a reset, not a clean close")

@@ -48,6 +48,11 @@ extension Client {
         return event
     }
 
+    /// `recv()` bounded by `timeout`: the next event, or nil at the end of the stream.
+    func recvWithin(_ timeout: Duration = .seconds(10)) async throws -> ServerEvent? {
+        try await within(timeout, "an event or the end of the stream") { try await self.recv() }
+    }
+
     /// Joins and waits for `joined`; returns this client's ID.
     func joined(_ roomID: String) async throws -> UUID {
         try await join(roomID)
