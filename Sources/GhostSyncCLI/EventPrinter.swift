@@ -1,4 +1,5 @@
 import GhostSync
+import GhostSyncRelay
 
 /// Prints client events for humans (`+ID joined`, `ID: text`) or as JSON lines.
 struct EventPrinter {
@@ -41,21 +42,7 @@ struct EventPrinter {
     }
 
     private func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let c where c.value < 0x20:
-                let digits = String(c.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - digits.count) + digits
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        JSONLogHandler.quote(text)
     }
 }
 

@@ -31,7 +31,8 @@ package struct JSONLogHandler: LogHandler {
         _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
 
-    static func quote(_ text: String) -> String {
+    /// `text` as a JSON string literal (quotes, escapes, control characters as \u00XX).
+    package static func quote(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
