@@ -15,6 +15,8 @@ final class RunState: Sendable {
     let credits: [Credit]
     /// Progress counters for the live line (relaxed; exact totals come from the threads).
     let deliveredSoFar = Atomic<Int>(0)
+    /// Each thread's latest p99 latency (µs), refreshed about once a second, for the live line.
+    let p99SoFar: [Credit]
     /// CPU seconds over the measured window: the relay's (if its PID was given) and ours.
     let cpuWindow = Locked<(server: Double?, generator: Double?)>((nil, nil))
 
@@ -23,8 +25,9 @@ final class RunState: Sendable {
         init(_ initial: Int) { value = Atomic(initial) }
     }
 
-    init(clients: Int, window: Int) {
+    init(clients: Int, window: Int, threads: Int) {
         credits = (0..<clients).map { _ in Credit(window) }
+        p99SoFar = (0..<threads).map { _ in Credit(0) }
     }
 
     func fail(_ message: String) {
@@ -49,6 +52,8 @@ final class BenchThread {
     let wire: RelayWire
     let state: RunState
     let epoll: Epoll
+    /// This thread's number (its slot in `RunState.p99SoFar`).
+    let number: Int
     var connections: [BenchConnection] = []
     var tally = ThreadTally()
     private var schedule: [Int] = []  // connection positions, ordered by nextSendAt
@@ -58,7 +63,8 @@ final class BenchThread {
     private let payload: UnsafeMutableRawBufferPointer
     private var replies: [UInt8] = []
 
-    init(configuration: BenchConfiguration, state: RunState) throws(SystemError) {
+    init(configuration: BenchConfiguration, state: RunState, number: Int) throws(SystemError) {
+        self.number = number
         self.configuration = configuration
         self.wire = RelayWire(configuration.target)
         self.state = state
@@ -115,8 +121,15 @@ final class BenchThread {
         var measureStart: UInt64 = 0
         var measureEnd: UInt64 = 0
         var drainEnd: UInt64 = .max
+        var nextProgress: UInt64 = 0
         while !state.stop.load(ordering: .relaxed) {
             let now = MonotonicClock.nowNanoseconds()
+            if now >= nextProgress {
+                nextProgress = now + 1_000_000_000
+                if tally.latency.totalCount > 0 {
+                    state.p99SoFar[number].value.store(Int(tally.latency.valueAtPercentile(99)), ordering: .relaxed)
+                }
+            }
             if !started, case let start = state.start.load(ordering: .acquiring), start != 0 {
                 started = true
                 measureStart = start + UInt64(configuration.warmup.nanoseconds)

@@ -40,12 +40,13 @@ public enum LoadGenerator {
         raiseDescriptorLimit(to: configuration.clients * 2 + 256)
         let remote: SocketAddress
         do { remote = try SocketAddress(parsing: configuration.address) } catch { throw BenchError(error.description) }
-        let state = RunState(clients: configuration.clients, window: configuration.window)
+        let threadCount = min(configuration.threads, configuration.clients)
+        let state = RunState(clients: configuration.clients, window: configuration.window, threads: threadCount)
         let rssBefore = configuration.serverPID.flatMap(ProcessCPU.residentKiB(pid:))
         var threads: [BenchThread] = []
         do {
-            for _ in 0..<min(configuration.threads, configuration.clients) {
-                threads.append(try BenchThread(configuration: configuration, state: state))
+            for number in 0..<threadCount {
+                threads.append(try BenchThread(configuration: configuration, state: state, number: number))
             }
         } catch {
             throw BenchError("cannot create a load thread: \(error)")
@@ -95,7 +96,9 @@ public enum LoadGenerator {
                 let delivered = state.deliveredSoFar.load(ordering: .relaxed)
                 let rate = Double(delivered - lastDelivered) / (Double(now - lastTick) / 1e9)
                 let phase = now < measureStart ? "warm-up" : now < measureEnd ? "measuring" : "draining"
-                progress("\(phase) \(Double(now - start) / 1e9 > 0 ? String(Int(Double(now - start) / 1e9)) : "0")s  delivered/s \(Int(rate))  delivered \(delivered)")
+                let p99 = state.p99SoFar.map { $0.value.load(ordering: .relaxed) }.max() ?? 0
+                let elapsed = now > start ? Int(Double(now - start) / 1e9) : 0
+                progress("\(phase) \(elapsed)s  delivered/s \(Int(rate))  delivered \(delivered)  p99 so far \(p99) µs")
                 lastDelivered = delivered
                 lastTick = now
             }
@@ -127,12 +130,7 @@ public enum LoadGenerator {
     }
 
     private static func raiseDescriptorLimit(to wanted: Int) {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        if limit.rlim_cur < rlim_t(wanted) {
-            limit.rlim_cur = min(limit.rlim_max, rlim_t(wanted))
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
+        DescriptorLimit.raise(to: wanted, beyondHardLimit: true)
     }
 
     private static func startThread(_ body: @escaping () -> Void) -> pthread_t {

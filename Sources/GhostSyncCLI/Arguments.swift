@@ -17,9 +17,8 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
         } else {
             (number, scale) = (text[...], 1)
         }
-        guard let value = Double(number), value > 0, value.isFinite else { return nil }
+        guard let value = Double(number), value >= 0, value.isFinite else { return nil }
         duration = .milliseconds(Int64((value * scale * 1000).rounded()))
-        if duration <= .zero { return nil }
     }
 
     static var defaultCompletionKind: CompletionKind { .default }

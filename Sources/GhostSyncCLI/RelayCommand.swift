@@ -40,6 +40,8 @@ struct RelayCommand: AsyncParsableCommand {
     var pingInterval = DurationArgument(argument: "13s")!
     @Option(help: "Per-client outgoing queue, in frames; frames dropped when full.")
     var channelCapacity = 1024
+    @Option(help: "Write coalescing window for tick-based games (e.g. 1ms, 5ms); 0 sends at once.")
+    var flushInterval = DurationArgument(argument: "0")!
     @Option(help: "Longest room ID a client may join, in bytes.")
     var maxRoomIDLength = 256
     @Option(help: "Most simultaneous connections from one IP address (default: no limit).")
@@ -65,6 +67,9 @@ struct RelayCommand: AsyncParsableCommand {
         if maxClients < 1 { throw ValidationError("--max-clients must be at least 1") }
         if maxPayload < 4 { throw ValidationError("--max-payload must be at least 4 bytes") }
         if channelCapacity < 1 { throw ValidationError("--channel-capacity must be at least 1") }
+        if idleTimeout.duration <= .zero { throw ValidationError("--idle-timeout must be positive") }
+        if pingInterval.duration <= .zero { throw ValidationError("--ping-interval must be positive") }
+        if flushInterval.duration > .seconds(1) { throw ValidationError("--flush-interval must be at most 1s") }
         if maxRoomIDLength < 1 { throw ValidationError("--max-room-id-length must be at least 1") }
         if let maxConnectionsPerIP, maxConnectionsPerIP < 1 { throw ValidationError("--max-connections-per-ip must be at least 1") }
         if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw ValidationError("--max-frames-per-second must be at least 1") }
@@ -82,6 +87,12 @@ struct RelayCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "ghost-sync")
+        // One descriptor per client plus a few per worker and endpoint; up to the hard limit,
+        // which stays the operator's to set.
+        let descriptors = DescriptorLimit.raise(to: maxClients + 256)
+        if descriptors < maxClients + 64 {
+            logger.warning("open-file limit is \(descriptors): fewer than --max-clients \(maxClients) connections fit; raise it (ulimit -n, LimitNOFILE)")
+        }
 
         var configuration = RelayConfiguration()
         configuration.server.bindAddress = bind
@@ -95,6 +106,7 @@ struct RelayCommand: AsyncParsableCommand {
         configuration.server.pingInterval = pingInterval.duration
         configuration.server.channelCapacity = channelCapacity
         configuration.server.maxRoomIDLength = maxRoomIDLength
+        configuration.server.flushInterval = flushInterval.duration
         configuration.server.maxConnectionsPerIP = maxConnectionsPerIP
         configuration.server.maxFramesPerSecond = maxFramesPerSecond
         if !roomNames.isEmpty || roomCount != nil {

@@ -123,5 +123,26 @@ extension Relay {
                 #expect(handle.roomQueueLengths("lobby")?[stuckID] == queued)
             }
         }
+
+        /// Opt-in coalescing: frames owed to a client within one window leave in one write.
+        @Test func flushIntervalCoalescesWrites() async throws {
+            try await withServer(workers: 1, configure: { $0.flushInterval(.milliseconds(200)) }) { handle, port in
+                let sender = try await Client.local(port)
+                let receiver = try await Client.local(port)
+                let senderID = try await sender.joined("lobby")
+                _ = try await receiver.joined("lobby")
+                try await receiver.sync()
+                let before = handle.workerStatistics.reduce(WorkerStatistics(), +)[.writeCalls]
+                for index in 0..<10 {
+                    try await sender.broadcast([UInt8(index)])
+                    try await Task.sleep(for: .milliseconds(5))  // pacing: ten separate reads on the relay
+                }
+                for index in 0..<10 {
+                    #expect(try await receiver.next() == .broadcast(senderID: senderID, data: [UInt8(index)]))
+                }
+                let writes = handle.workerStatistics.reduce(WorkerStatistics(), +)[.writeCalls] - before
+                #expect(writes <= 3, "ten frames within one 200 ms window went out in \(writes) writes")
+            }
+        }
     }
 }

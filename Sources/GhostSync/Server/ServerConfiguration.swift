@@ -23,6 +23,10 @@ public struct ServerConfiguration: Sendable {
     public var pinning = true
     /// Keep each worker's memory on its CPU's NUMA node (a no-op on single-node hosts).
     public var numaAware = true
+    /// Opt-in write coalescing for tick-based games: queued frames are written at most once per
+    /// interval instead of at the end of every loop iteration, so each write carries more
+    /// frames. Zero (the default) sends at once.
+    public var flushInterval: Duration = .zero
     /// Longest room ID a client may join, in UTF-8 bytes; longer joins get an `Error`.
     public var maxRoomIDLength = 256
     /// Most connections from one IP address at once; nil (the default) means no limit.
@@ -40,6 +44,7 @@ public struct ServerConfiguration: Sendable {
         if idleTimeout <= .zero { throw .invalidConfiguration("idleTimeout must be positive") }
         if pingInterval <= .zero { throw .invalidConfiguration("pingInterval must be positive") }
         if let workers, workers < 1 || workers > 1024 { throw .invalidConfiguration("workers must be 1...1024") }
+        if flushInterval < .zero || flushInterval > .seconds(1) { throw .invalidConfiguration("flushInterval must be 0...1 s") }
         if maxRoomIDLength < 1 { throw .invalidConfiguration("maxRoomIDLength must be at least 1") }
         if let maxConnectionsPerIP, maxConnectionsPerIP < 1 { throw .invalidConfiguration("maxConnectionsPerIP must be at least 1") }
         if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw .invalidConfiguration("maxFramesPerSecond must be at least 1") }

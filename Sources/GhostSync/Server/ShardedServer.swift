@@ -134,6 +134,8 @@ public struct ShardedServerBuilder: Sendable {
     public func pinning(_ enabled: Bool) -> Self { with { $0.pinning = enabled } }
     /// NUMA-local memory for each worker (default on; a no-op on single-node hosts).
     public func numaAware(_ enabled: Bool) -> Self { with { $0.numaAware = enabled } }
+    /// Write coalescing window (default 0: send at once). See `ServerConfiguration.flushInterval`.
+    public func flushInterval(_ interval: Duration) -> Self { with { $0.flushInterval = interval } }
     /// Longest room ID a client may join, in UTF-8 bytes (default 256).
     public func maxRoomIDLength(_ bytes: Int) -> Self { with { $0.maxRoomIDLength = bytes } }
     /// Most simultaneous connections from one IP address (default: no limit).

@@ -28,6 +28,9 @@ final class Worker {
     let idleTimeout: Int64
     let pingInterval: Int64
     let maxFramesPerSecond: Int?
+    /// Coalescing window in milliseconds (0: flush every iteration) and the next flush time.
+    let flushInterval: Int64
+    private var nextFlushAt: Int64 = 0
     let maxRoomIDLength: Int
 
     /// Connection table; the index is the epoll token.
@@ -83,6 +86,7 @@ final class Worker {
         idleTimeout = core.idleTimeoutMilliseconds
         pingInterval = core.pingIntervalMilliseconds
         maxFramesPerSecond = core.configuration.maxFramesPerSecond
+        flushInterval = core.configuration.flushInterval.wholeMilliseconds
         maxRoomIDLength = core.configuration.maxRoomIDLength
         now = MonotonicClock.nowMilliseconds()
         wheel = TimerWheel(now: now)
@@ -122,7 +126,10 @@ final class Worker {
             if !running { break }
             fireTimers()
             if let resume = acceptResumesAt, now >= resume { resumeAccepting() }
-            flushAll()
+            if flushInterval == 0 || now >= nextFlushAt {
+                flushAll()
+                nextFlushAt = now + flushInterval
+            }
             freeSlots.append(contentsOf: slotsToFree)
             slotsToFree.removeAll(keepingCapacity: true)
             statistics.recordIteration(nanoseconds: MonotonicClock.nowNanoseconds() &- busySince)
@@ -136,6 +143,9 @@ final class Worker {
         var timeout = wheel.millisecondsUntilNext(now: now)
         if let resume = acceptResumesAt {
             timeout = min(timeout ?? .max, max(0, resume - now))
+        }
+        if flushInterval > 0 && !flushList.isEmpty {
+            timeout = min(timeout ?? .max, max(0, nextFlushAt - now))
         }
         guard let timeout else { return -1 }
         return Int32(clamping: timeout)
