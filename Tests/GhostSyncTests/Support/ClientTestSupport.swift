@@ -53,6 +53,16 @@ extension Client {
         try await within(timeout, "an event or the end of the stream") { try await self.recv() }
     }
 
+    /// True when the server closes this connection without sending a frame: a clean end of
+    /// stream, or a reset (a socket closed right at accept may be reset by the kernel).
+    func closedWithoutAFrame(_ timeout: Duration = .seconds(10)) async throws -> Bool {
+        do {
+            return try await recvWithin(timeout) == nil
+        } catch SyncError.connectionReset {
+            return true
+        }
+    }
+
     /// Joins and waits for `joined`; returns this client's ID.
     func joined(_ roomID: String) async throws -> UUID {
         try await join(roomID)
