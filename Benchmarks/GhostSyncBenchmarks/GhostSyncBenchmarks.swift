@@ -19,7 +19,7 @@ let benchmarks: @Sendable () -> Void = {
     let sender = UUID()
     let payload = [UInt8](repeating: 0x42, count: 64)
 
-    Benchmark("Encode ServerWire.broadcast (64 B)", configuration: .init(scalingFactor: .kilo)) { benchmark in
+    Benchmark("Encode broadcast 64B", configuration: .init(scalingFactor: .kilo)) { benchmark in
         let message = ServerWire.broadcast(senderID: sender, data: payload)
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
@@ -27,7 +27,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("Decode ClientWire.broadcast (64 B)", configuration: .init(scalingFactor: .kilo)) { benchmark in
+    Benchmark("Decode broadcast 64B", configuration: .init(scalingFactor: .kilo)) { benchmark in
         let frame = Array(ClientWire.broadcast(payload).encodedPayload())
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
@@ -36,7 +36,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // The engine's own decode path: borrowed views, no copy of the data.
-    Benchmark("Frame decoder: 1,000 broadcast frames in one read", configuration: .init(scalingFactor: .one)) { benchmark in
+    Benchmark("Decode 1000 frames and messages", configuration: .init(scalingFactor: .one)) { benchmark in
         let stream = (0..<1000).flatMap { _ in ClientWire.broadcast(payload).encodedFrame() }
         var decoder = FrameDecoder(maxPayload: 64 * 1024)
         benchmark.startMeasurement()
@@ -52,7 +52,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("Frame decoder alone: 1,000 frames in one read", configuration: .init(scalingFactor: .one)) { benchmark in
+    Benchmark("Decode 1000 frames", configuration: .init(scalingFactor: .one)) { benchmark in
         let stream = (0..<1000).flatMap { _ in ClientWire.broadcast(payload).encodedFrame() }
         var decoder = FrameDecoder(maxPayload: 64 * 1024)
         benchmark.startMeasurement()
@@ -71,7 +71,7 @@ let benchmarks: @Sendable () -> Void = {
     // Fan-out as the worker does it: encode once into a pooled frame, reference it from every
     // recipient's outbox, then drain the outboxes as a flush would. Steady state: no malloc.
     for recipients in [1, 10, 100] {
-        Benchmark("Fan-out to \(recipients) recipients", configuration: .init(scalingFactor: .kilo)) { benchmark in
+        Benchmark("Fanout \(recipients)", configuration: .init(scalingFactor: .kilo)) { benchmark in
             let pool = FramePool()
             let outboxes = (0..<recipients).map { _ in OutboxBox() }
             let size = 4 + ServerWire.broadcastPayloadSize(dataCount: payload.count)
@@ -93,7 +93,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // The cross-shard queue between two pinned threads: a producer posts, the consumer drains.
-    Benchmark("Mailbox: post and drain across two threads", configuration: .init(scalingFactor: .kilo)) { benchmark in
+    Benchmark("Mailbox post and drain", configuration: .init(scalingFactor: .kilo)) { benchmark in
         let mailbox = try! Mailbox()
         let total = benchmark.scaledIterations.count
         let consumer = Thread.start(cpu: 1) {
@@ -111,7 +111,7 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // Timer-wheel churn: every connection re-arms once per ping interval.
-    Benchmark("Timer wheel: schedule and fire 10,000 timers", configuration: .init(scalingFactor: .one)) { benchmark in
+    Benchmark("Timer wheel 10000 timers", configuration: .init(scalingFactor: .one)) { benchmark in
         var due: [TimerWheel.Entry] = []
         due.reserveCapacity(10_000)
         benchmark.startMeasurement()
