@@ -71,4 +71,18 @@ import Testing
         let timeout = wheel.millisecondsUntilNext(now: 0)!
         #expect(timeout > 0 && timeout <= 31_000)
     }
+
+    /// Regression: slots used to keep their storage after firing; ping deadlines drift across
+    /// all 4,096 slots over time, so a relay's memory grew steadily (seen in the soak).
+    @Test func emptiedSlotsGiveTheirStorageBack() {
+        var wheel = TimerWheel(now: 0)
+        for owner in 0..<TimerWheel.slotCount {
+            wheel.schedule(entry(Int32(owner), at: Int64(owner + 1)))
+        }
+        #expect(wheel.retainedCapacity >= TimerWheel.slotCount)
+        var due: [TimerWheel.Entry] = []
+        wheel.advance(to: Int64(TimerWheel.slotCount + 1), collecting: &due)
+        #expect(due.count == TimerWheel.slotCount)
+        #expect(wheel.retainedCapacity == 0)
+    }
 }

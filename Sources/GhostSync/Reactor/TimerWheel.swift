@@ -66,12 +66,20 @@ package struct TimerWheel {
                     }
                 }
                 count -= slots[slot].count - kept
-                slots[slot].removeLast(slots[slot].count - kept)
-                if kept == 0 { occupied[slot >> 6] &= ~(1 << UInt64(slot & 63)) }
+                if kept == 0 {
+                    slots[slot] = []  // give the storage back: over time every slot gets used
+                    occupied[slot >> 6] &= ~(1 << UInt64(slot & 63))
+                } else {
+                    slots[slot].removeLast(slots[slot].count - kept)
+                }
             }
         }
         processedTick = now
     }
+
+    /// Entry storage the slots hold (capacity, not count): stays proportional to the entries
+    /// pending, because a slot gives its storage back when it empties.
+    package var retainedCapacity: Int { slots.reduce(0) { $0 + $1.capacity } }
 
     /// Milliseconds from `now` until the next non-empty slot comes round, or nil when empty.
     /// May wake early for an entry that is a revolution or more away; never late.
