@@ -323,13 +323,13 @@ final class ClientConnection: Sendable {
             guard case .open = state.phase else { return .failure(.connectionReset) }
             var skip = 0
             if state.outboundOffset == state.outbound.count {
-                var vectors = [
+                // Two iovecs on the stack: no allocation per sent message.
+                var vectors = (
                     iovec(iov_base: UnsafeMutableRawPointer(mutating: head.baseAddress), iov_len: head.count),
-                    iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress), iov_len: body.count),
-                ]
-                let result = vectors.withUnsafeMutableBufferPointer { buffer in
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress), iov_len: body.count))
+                let result = withUnsafeMutableBytes(of: &vectors) { raw in
                     Result { () throws(SystemError) -> Syscall.IOResult in
-                        try Syscall.writev(fd, buffer.baseAddress!, count: body.isEmpty ? 1 : 2)
+                        try Syscall.writev(fd, raw.baseAddress!.assumingMemoryBound(to: iovec.self), count: body.isEmpty ? 1 : 2)
                     }
                 }
                 switch result {
