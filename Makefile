@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev
 
-.PHONY: help deps build release test test-tsan test-asan soak run run-example fuzz bench perf compare clean
+.PHONY: help deps build release test test-tsan test-asan soak run run-example fuzz bench bench-check bench-baseline perf compare clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,7 @@ soak: ## Soak: S1 with client and room churn for SOAK_SECONDS (default 600); not
 	$(SWIFT) build -c release --product ghost-sync
 	Benchmarks/soak.sh
 
+SCENARIO ?= S1
 FUZZ_SECONDS ?= 60
 FUZZ_DIR := .build/fuzz
 
@@ -59,13 +60,24 @@ fuzz: ## Fuzz the frame decoder and message codecs with libFuzzer for FUZZ_SECON
 	$(FUZZ_DIR)/wire-fuzzer $(FUZZ_DIR)/corpus -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
 	  -artifact_prefix=$(FUZZ_DIR)/
 
-bench: deps ## Micro-benchmarks (package-benchmark): codec, frame decoder, fan-out, mailbox, timer wheel
-	GHOSTSYNC_BENCHMARKS=1 $(SWIFT) package --scratch-path .build-bench benchmark --no-progress
+BENCHMARK := GHOSTSYNC_BENCHMARKS=1 $(SWIFT) package --scratch-path .build-bench
+THRESHOLDS := Benchmarks/Thresholds
 
-perf: deps ## Profile the relay under S1 with perf: top entries and a flame graph in .build/perf
+bench: deps ## Micro-benchmarks (package-benchmark): codec, frame decoder, fan-out, mailbox, timer wheel
+	$(BENCHMARK) benchmark --no-progress
+
+bench-check: deps ## Fail if a micro-benchmark regressed past Benchmarks/Thresholds (mallocs exact, instructions 10%)
+	@$(BENCHMARK) benchmark thresholds check --path $(THRESHOLDS) --no-progress; rc=$$?; \
+	  if [ $$rc -eq 4 ]; then echo "bench-check: better than the thresholds; record it with make bench-baseline"; exit 0; fi; \
+	  exit $$rc
+
+bench-baseline: deps ## Record the current micro-benchmark results as the thresholds bench-check holds to
+	$(BENCHMARK) --allow-writing-to-package-directory benchmark thresholds update --path $(THRESHOLDS) --no-progress
+
+perf: deps ## Profile the relay under SCENARIO (S1 default, S2, S3) with perf: top entries and a flame graph in .build/perf
 	@command -v perf >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
 	$(SWIFT) build -c release --product ghost-sync
-	Benchmarks/perf.sh
+	SCENARIO=$(SCENARIO) Benchmarks/perf.sh
 
 compare: deps ## Scenarios S1 S2 S3 L1 S4 against GhostSync, Redis and NATS, pinned, side by side
 	@for pkg in redis-server nats-server; do dpkg -s $$pkg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; done

@@ -136,16 +136,27 @@ extension Relay {
         @Test func tenThousandConnectDisconnectCycles() async throws {
             try await withServer(workers: 2, configure: { $0.maxClients(100) }) { handle, port in
                 let bystander = try await Bystander.join(port)
-                for _ in 0..<10_000 {
-                    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                    let address = try SocketAddress(parsing: "127.0.0.1:\(port)")
-                    _ = address.withSockAddr { connect(fd, $0, $1) }
-                    Glibc.close(fd)
+                let address = try SocketAddress(parsing: "127.0.0.1:\(port)")
+                func admittedOrRefused() -> Int {
+                    let totals = handle.workerStatistics.reduce(WorkerStatistics(), +)
+                    return totals[.connectionsAccepted] + totals[.connectionsRefused]
+                }
+                // In rounds of 100, each connected before it is closed: a burst of 10,000 in
+                // one go can overflow the listen backlog, and the kernel then drops handshakes
+                // the relay never sees, so no exact count could be asserted.
+                for round in 1...100 {
+                    var sockets: [Int32] = []
+                    for _ in 0..<100 {
+                        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                        #expect(address.withSockAddr { connect(fd, $0, $1) } == 0)
+                        sockets.append(fd)
+                    }
+                    try await eventually { admittedOrRefused() >= 1 + round * 100 }
+                    for fd in sockets { Glibc.close(fd) }
                 }
                 try await eventually(timeout: .seconds(30)) { handle.clientCount == 1 }
                 try await bystander.stillServed()
-                let totals = handle.workerStatistics.reduce(WorkerStatistics(), +)
-                #expect(totals[.connectionsAccepted] + totals[.connectionsRefused] >= 10_000)
+                #expect(admittedOrRefused() == 10_001)  // the bystander and every cycle
             }
         }
 
@@ -180,6 +191,22 @@ extension Relay {
                 try await eventually { handle.clientCount == 3 }
                 let again = try await Client.local(port)
                 _ = try await again.joined("lobby")
+            }
+        }
+
+        /// `close` once lowered the client count before it gave back the per-IP slot, so a
+        /// client reconnecting the moment the count dropped could be refused. The window is a
+        /// few instructions wide; this guards the order rather than reliably catching it.
+        @Test func perIPSlotIsFreeOnceTheClientCountDrops() async throws {
+            try await withServer(configure: { $0.maxConnectionsPerIP(1) }) { handle, port in
+                for _ in 0..<100 {
+                    let client = try RawClient(port: port)
+                    try await eventually { handle.clientCount == 1 }
+                    client.close()
+                    try await eventually { handle.clientCount == 0 }
+                }
+                let last = try await Client.local(port)
+                _ = try await last.joined("lobby")
             }
         }
 

@@ -31,6 +31,21 @@ extension Relay {
             }
         }
 
+        /// Bug: when the server closed a connection right after accepting it, the client's
+        /// reactor could see the end of stream before `connect` had parked its continuation,
+        /// and `connect` then threw `connectionReset` for a connection that had been made.
+        /// The connection was established: `connect` succeeds and the stream then ends.
+        @Test func connectSucceedsWhenTheServerClosesAtOnce() async throws {
+            var handler = RecordingHandler()
+            handler.acceptConnection = { _ in false }
+            try await withServer(configure: { $0.handler(handler) }) { _, port in
+                for _ in 0..<500 {
+                    let client = try await Client.local(port)
+                    #expect(try await client.closedWithoutAFrame())
+                }
+            }
+        }
+
         @Test func onConnectCanRefuse() async throws {
             var handler = RecordingHandler()
             handler.acceptConnection = { _ in false }

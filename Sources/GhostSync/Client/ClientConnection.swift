@@ -30,6 +30,10 @@ final class ClientConnection: Sendable {
 
     private struct State {
         var phase: Phase = .connecting
+        /// The TCP handshake completed. Stays true after the phase moves on: a server may
+        /// close (or send and close) before `connect` has parked its continuation, and
+        /// the connection was still made; `recv` then reports what came and the end.
+        var established = false
         var descriptorOpen = true
         var token: UInt64 = 0
         var connectWaiter: CheckedContinuation<Void, any Error>?
@@ -102,7 +106,10 @@ final class ClientConnection: Sendable {
         connection.state.withLock { state in
             state.token = token
             state.interest = interest
-            if immediate { state.phase = .open }
+            if immediate {
+                state.phase = .open
+                state.established = true
+            }
         }
         do {
             try reactor.register(connection, token: token, events: interest)
@@ -114,11 +121,11 @@ final class ClientConnection: Sendable {
         do {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let outcome: Result<Void, any Error>? = connection.state.withLock { state in
+                    if state.established { return .success(()) }
                     switch state.phase {
                     case .connecting:
                         state.connectWaiter = continuation
                         return nil
-                    case .open: return .success(())
                     case .failed(let error): return .failure(error)
                     default: return .failure(SyncError.connectionReset)
                     }
@@ -171,6 +178,7 @@ final class ClientConnection: Sendable {
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
         if error == 0 {
             state.phase = .open
+            state.established = true
             updateInterest(&state)
             if let waiter = state.connectWaiter { resumptions.connect = (waiter, .success(())) }
         } else {

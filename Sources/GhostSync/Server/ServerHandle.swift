@@ -139,7 +139,7 @@ public final class ServerHandle: Sendable {
     // MARK: Clients
 
     /// Open client connections.
-    public var clientCount: Int { core.connectionCount.load(ordering: .relaxed) }
+    public var clientCount: Int { core.connectionCount.load(ordering: .acquiring) }
 
     /// The room a client is in; nil if it is in none or unknown.
     public func clientRoom(_ clientID: UUID) -> String? { core.clients.record(clientID)?.roomID }

@@ -331,8 +331,10 @@ final class Worker {
         connection.outbox.removeAll()
         connection.decoder.reset()
         core.clients.remove(connection.id)
-        core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
+        // The per-IP slot goes back before the count drops (and the drop is a release), so
+        // whoever sees `clientCount` fall can reconnect from the same address at once.
         core.releaseIP(connection.address)
+        core.connectionCount.wrappingSubtract(1, ordering: .releasing)
         statistics.countDisconnect(reason)
         handler.onDisconnect(clientID: connection.id, address: connection.address, reason: reason)
     }
