@@ -1,6 +1,6 @@
 // Micro-benchmarks of the relay's building blocks (ordo-one/package-benchmark).
 // Run with `make bench`; `make bench-check` compares against the committed baseline thresholds.
-// The figures that matter are counts: mallocs and instructions per operation, not wall time.
+// The figures that matter are counts (mallocs per operation), not wall time.
 import Benchmark
 import CGhostSyncShims
 import Glibc
@@ -14,17 +14,16 @@ import Foundation
 
 let benchmarks: @Sendable () -> Void = {
     // What `make bench-check` holds each benchmark to (p90 against Benchmarks/Thresholds):
-    // mallocs exactly (they are deterministic, and fan-out must stay at zero), instructions
-    // within 10 % (user space only, so the noise of a shared VM barely shows), and time only
-    // for a doubling, because wall clock on these machines swings by tens of percent.
+    // mallocs exactly (they are deterministic, and fan-out must stay at zero) and time only for
+    // a doubling, because wall clock on these shared VMs swings by tens of percent. Not
+    // measured: instructions (these VMs expose no hardware counters) and CPU time (sampling it
+    // reads /proc, which allocates inside the measured window and spoils the malloc counts).
     // Names carry no spaces: package-benchmark writes threshold files with spaces replaced by
     // underscores but looks them up verbatim, so a name with a space never matches.
-    let counts: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .instructions, .throughput]
+    let counts: [BenchmarkMetric] = [.wallClock, .mallocCountTotal, .throughput]
     let tolerances: [BenchmarkMetric: BenchmarkThresholds] = [
         .mallocCountTotal: .init(absolute: [.p90: 0]),
-        .instructions: .init(relative: [.p90: 10]),
         .wallClock: .init(relative: [.p90: 100]),
-        .cpuTotal: .init(relative: [.p90: 100]),
         .throughput: .init(relative: [.p90: 100]),
     ]
     Benchmark.defaultConfiguration = .init(
@@ -84,10 +83,12 @@ let benchmarks: @Sendable () -> Void = {
 
     // Fan-out as the worker does it: encode once into a pooled frame, reference it from every
     // recipient's outbox, then drain the outboxes as a flush would. Steady state: no malloc.
+    // The pool and outboxes are made once, outside the closure (which runs per iteration, and
+    // whose allocations before `startMeasurement` package-benchmark still counts).
     for recipients in [1, 10, 100] {
+        let pool = FramePool()
+        let outboxes = (0..<recipients).map { _ in OutboxBox() }
         Benchmark("Fanout.Recipients\(recipients)", configuration: .init(scalingFactor: .kilo)) { benchmark in
-            let pool = FramePool()
-            let outboxes = (0..<recipients).map { _ in OutboxBox() }
             let size = 4 + ServerWire.broadcastPayloadSize(dataCount: payload.count)
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
@@ -101,8 +102,6 @@ let benchmarks: @Sendable () -> Void = {
                 frame.release()
                 for box in outboxes { box.outbox.consume(size) }
             }
-            benchmark.stopMeasurement()
-            for box in outboxes { box.outbox.removeAll() }
         }
     }
 
