@@ -20,7 +20,19 @@ final class Connection {
     @exclusivity(unchecked) var outbox = Outbox()
 
     /// The room this client is in; it belongs to the same worker as this connection.
-    @exclusivity(unchecked) var room: LocalRoom?
+    /// Kept as a manually retained reference so that the relay path can borrow it without an
+    /// atomic increment and decrement per broadcast. Invariant: `roomReference` owns exactly one
+    /// retain of its room, taken and given back only by `room`'s setter and by `deinit`.
+    @exclusivity(unchecked) private(set) var roomReference: Unmanaged<LocalRoom>?
+
+    var room: LocalRoom? {
+        get { roomReference?.takeUnretainedValue() }
+        set {
+            let previous = roomReference
+            roomReference = newValue.map { Unmanaged.passRetained($0) }
+            previous?.release()
+        }
+    }
     /// Position in `room.members` (for O(1) removal).
     @exclusivity(unchecked) var memberIndex = -1
 
@@ -55,6 +67,10 @@ final class Connection {
         self.decoder = FrameDecoder(maxPayload: maxPayload)
         self.lastFrameAt = now
         self.nextPingAt = now + pingInterval
+    }
+
+    deinit {
+        roomReference?.release()
     }
 
     var id: UUID { record.id }

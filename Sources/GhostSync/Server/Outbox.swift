@@ -31,6 +31,7 @@ package struct Outbox: ~Copyable {
     package var isEmpty: Bool { count == 0 }
 
     /// Queues a frame (retaining it).
+    @inline(__always)
     package mutating func append(_ frame: SharedFrame) {
         if count == slots { grow() }
         storage![(head + count) & (slots - 1)] = frame
@@ -39,6 +40,7 @@ package struct Outbox: ~Copyable {
     }
 
     /// Fills `vectors` with the unsent bytes, oldest first; returns how many vectors and bytes.
+    @inline(__always)
     package func gather(into vectors: UnsafeMutablePointer<iovec>, limit: Int) -> (vectors: Int, bytes: Int) {
         let used = min(count, limit)
         var total = 0
@@ -52,6 +54,7 @@ package struct Outbox: ~Copyable {
     }
 
     /// Records that `written` bytes went out, releasing the frames that are now fully sent.
+    @inline(__always)
     package mutating func consume(_ written: Int) {
         var remaining = written
         while remaining > 0 {
@@ -85,6 +88,7 @@ package struct Outbox: ~Copyable {
         return bytes
     }
 
+    @inline(__always)
     private mutating func popHead() {
         storage![head].release()
         head = (head + 1) & (slots - 1)

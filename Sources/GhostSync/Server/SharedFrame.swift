@@ -71,39 +71,81 @@ package struct SharedFrame {
 }
 
 /// A worker's free lists of frame blocks, so relaying a broadcast costs no malloc in steady
-/// state. Size classes of 128 B … 4 KiB (header included); larger frames use malloc.
+/// state. Size classes of 128 B … 4 KiB (header included, powers of two); larger frames use
+/// malloc.
 ///
+/// Each free list is intrusive: a free block's header `pool` field links to the next free block
+/// of its class, so taking and recycling are a few loads and stores, with no array and no call.
 /// Invariant: owned by one worker, used only on its thread, and released after every frame that
-/// came from it (the worker closes all connections, emptying their outboxes, before it ends).
+/// came from it (the worker closes all connections, emptying their outboxes, before it ends);
+/// `heads[c]` starts a chain of `freeCounts[c]` blocks of `128 << c` bytes.
 package final class FramePool {
-    private static let classSizes = [128, 256, 512, 1024, 2048, 4096]
+    private static let classCount = 6
+    private static let smallestClassShift = 7  // 128 bytes
     private static let maxFreePerClass = 4096
-    private var free: [[UnsafeMutablePointer<SharedFrame.Header>]] = Array(repeating: [], count: classSizes.count)
+    private let heads = UnsafeMutablePointer<UnsafeMutablePointer<SharedFrame.Header>?>.allocate(capacity: classCount)
+    private let freeCounts = UnsafeMutablePointer<Int>.allocate(capacity: classCount)
 
-    package init() {}
-
-    deinit {
-        for list in free {
-            for header in list { UnsafeMutableRawPointer(header).deallocate() }
-        }
+    package init() {
+        heads.initialize(repeating: nil, count: Self.classCount)
+        freeCounts.initialize(repeating: 0, count: Self.classCount)
     }
 
+    deinit {
+        for sizeClass in 0..<Self.classCount {
+            var next = heads[sizeClass]
+            while let header = next {
+                next = header.pointee.pool?.assumingMemoryBound(to: SharedFrame.Header.self)
+                UnsafeMutableRawPointer(header).deallocate()
+            }
+        }
+        heads.deallocate()
+        freeCounts.deallocate()
+    }
+
+    /// The size class for a block of `bytes` (header included), or nil when it is over 4 KiB.
+    @inline(__always)
+    static func sizeClass(forBlockOf bytes: Int) -> Int? {
+        guard bytes <= 1 << (smallestClassShift + classCount - 1) else { return nil }
+        // Smallest power of two ≥ bytes, relative to 128 B.
+        let shift = bytes <= 1 ? 0 : Int.bitWidth - (bytes - 1).leadingZeroBitCount
+        return max(0, shift - smallestClassShift)
+    }
+
+    /// A frame of `count` bytes with one reference owned by the caller: a pooled block, or a
+    /// plain allocation when it is too big for the pool. The relay path calls this on the pool
+    /// directly (not through `SharedFrame.allocate`), which spares a retain of the pool.
+    @inline(__always)
+    package func frame(count: Int) -> SharedFrame {
+        take(count: count) ?? SharedFrame.allocate(count: count)
+    }
+
+    @inline(__always)
     package func take(count: Int) -> SharedFrame? {
-        let needed = MemoryLayout<SharedFrame.Header>.stride + count
-        guard let sizeClass = Self.classSizes.firstIndex(where: { $0 >= needed }) else { return nil }
-        let header = free[sizeClass].popLast() ?? UnsafeMutableRawPointer.allocate(
-            byteCount: Self.classSizes[sizeClass], alignment: MemoryLayout<SharedFrame.Header>.alignment
-        ).bindMemory(to: SharedFrame.Header.self, capacity: 1)
+        guard let sizeClass = Self.sizeClass(forBlockOf: MemoryLayout<SharedFrame.Header>.stride + count) else { return nil }
+        let header: UnsafeMutablePointer<SharedFrame.Header>
+        if let free = heads[sizeClass] {
+            header = free
+            heads[sizeClass] = free.pointee.pool?.assumingMemoryBound(to: SharedFrame.Header.self)
+            freeCounts[sizeClass] -= 1
+        } else {
+            header = UnsafeMutableRawPointer.allocate(
+                byteCount: 1 << (Self.smallestClassShift + sizeClass), alignment: MemoryLayout<SharedFrame.Header>.alignment
+            ).bindMemory(to: SharedFrame.Header.self, capacity: 1)
+        }
         header.initialize(to: .init(references: 1, count: count, pool: Unmanaged.passUnretained(self).toOpaque(), sizeClass: sizeClass))
         return SharedFrame(header: header)
     }
 
+    @inline(__always)
     package func recycle(_ header: UnsafeMutablePointer<SharedFrame.Header>) {
         let sizeClass = header.pointee.sizeClass
-        if free[sizeClass].count < Self.maxFreePerClass {
-            free[sizeClass].append(header)
-        } else {
+        guard freeCounts[sizeClass] < Self.maxFreePerClass else {
             UnsafeMutableRawPointer(header).deallocate()
+            return
         }
+        header.pointee.pool = heads[sizeClass].map(UnsafeMutableRawPointer.init)
+        heads[sizeClass] = header
+        freeCounts[sizeClass] += 1
     }
 }

@@ -8,7 +8,7 @@ extension Worker {
         let target = core.shardMap.shard(of: roomID)
         epoll.remove(connection.fd)  // stop reading here; unread bytes stay in the kernel for the target
         unregister(connection)
-        if connection.flushQueued, let position = flushList.firstIndex(where: { $0 === connection }) {
+        if connection.flushQueued, let position = flushList.firstIndex(where: { $0.toOpaque() == Unmanaged.passUnretained(connection).toOpaque() }) {
             flushList.remove(at: position)
         }
         connection.flushQueued = false

@@ -6,15 +6,22 @@ import Glibc
 extension Worker {
     /// Queues a frame for one client, or drops it (and tells `onBackpressure`) when the client's
     /// queue is full. Never waits and never writes: the flush at the end of the iteration does.
+    /// Inlined into the fan-out loop; the drop path stays out of line.
+    @inline(__always)
     func enqueue(_ frame: SharedFrame, to connection: Connection) {
         if connection.outbox.count >= channelCapacity {
-            statistics[.framesDropped] += 1
-            handler.onBackpressure(clientID: connection.id, roomID: connection.room?.id ?? "")
+            drop(for: connection)
             return
         }
         statistics[.framesQueued] += 1
         connection.outbox.append(frame)
         queueFlush(connection)
+    }
+
+    @inline(never)
+    private func drop(for connection: Connection) {
+        statistics[.framesDropped] += 1
+        handler.onBackpressure(clientID: connection.id, roomID: connection.room?.id ?? "")
     }
 
     func send(_ message: ServerWire, to connection: Connection) {
@@ -25,7 +32,7 @@ extension Worker {
 
     func sendEcho(_ data: UnsafeRawBufferPointer, to connection: Connection) {
         let payloadSize = ServerWire.echoPayloadSize(dataCount: data.count)
-        let frame = SharedFrame.allocate(count: WireSize.framePrefix + payloadSize, pool: framePool)
+        let frame = framePool.frame(count: WireSize.framePrefix + payloadSize)
         var writer = WireWriter(frame.buffer)
         writer.writeFrameLength(payloadSize)
         ServerWire.writeEchoBody(data: data, into: &writer)
@@ -33,10 +40,11 @@ extension Worker {
         frame.release()
     }
 
+    @inline(__always)
     func queueFlush(_ connection: Connection) {
         if !connection.flushQueued {
             connection.flushQueued = true
-            flushList.append(connection)
+            flushList.append(.passUnretained(connection))
         }
     }
 
@@ -45,12 +53,16 @@ extension Worker {
     func flushAll() {
         var next = 0
         while next < flushList.count {
-            let connection = flushList[next]
+            let entry = flushList[next]
             next += 1
-            connection.flushQueued = false
-            if isOwned(connection) { flush(connection) }
+            entry._withUnsafeGuaranteedRef { connection in
+                connection.flushQueued = false
+                if isOwned(connection) { flush(connection) }
+            }
         }
         flushList.removeAll(keepingCapacity: true)
+        // Only now may connections closed since the last flush be let go.
+        if !closedSinceFlush.isEmpty { closedSinceFlush.removeAll(keepingCapacity: true) }
     }
 
     /// As many bytes as the socket takes, IOV_MAX frames per writev. Leftovers wait for EPOLLOUT.

@@ -5,17 +5,22 @@ extension Worker {
     /// No lock, no atomic, no allocation per recipient; the syscalls come later, one writev per
     /// member per loop iteration (`flushAll`).
     func relay(_ data: UnsafeRawBufferPointer, from sender: Connection) {
-        guard let room = sender.room else {
+        guard let room = sender.roomReference else {
             send(.error("not in a room"), to: sender)
             return
         }
+        // Borrowed: the sender keeps its room until it leaves, which cannot happen in here.
+        room._withUnsafeGuaranteedRef { relay(data, from: sender, in: $0) }
+    }
+
+    private func relay(_ data: UnsafeRawBufferPointer, from sender: Connection, in room: LocalRoom) {
         if room.isDeleted {
             send(.error("room not found: \(room.id)"), to: sender)
             return
         }
-        if room.members.count > 1 {
+        if room.memberCount > 1 {
             let payloadSize = ServerWire.broadcastPayloadSize(dataCount: data.count)
-            let frame = SharedFrame.allocate(count: WireSize.framePrefix + payloadSize, pool: framePool)
+            let frame = framePool.frame(count: WireSize.framePrefix + payloadSize)
             var writer = WireWriter(frame.buffer)
             writer.writeFrameLength(payloadSize)
             ServerWire.writeBroadcastBody(senderID: sender.id, data: data, into: &writer)
@@ -72,7 +77,7 @@ extension Worker {
         record.addMember(connection.record)
         connection.record.setRoomID(roomID)
         send(.joined(clientID: connection.id, roomID: roomID), to: connection)
-        if room.members.count > 1 {
+        if room.memberCount > 1 {
             let frame = SharedFrame.encoding(.playerJoined(clientID: connection.id), pool: framePool)
             room.forEachMember(except: connection) { enqueue(frame, to: $0) }
             frame.release()
@@ -87,7 +92,7 @@ extension Worker {
         statistics[.leaves] += 1
         room.record.removeMember(connection.id)
         connection.record.setRoomID(nil)
-        if !room.members.isEmpty && !isShuttingDown {
+        if !room.isEmpty && !isShuttingDown {
             let frame = SharedFrame.encoding(.playerLeft(clientID: connection.id), pool: framePool)
             room.forEachMember { enqueue(frame, to: $0) }
             frame.release()

@@ -44,8 +44,13 @@ final class Worker {
     var wheel: TimerWheel
     private var dueTimers: [TimerWheel.Entry] = []
     private var nextTimerToken: UInt64 = 1
-    /// Connections with queued output, flushed at the end of the iteration.
-    @exclusivity(unchecked) var flushList: [Connection] = []
+    /// Connections with queued output, flushed at the end of the iteration. Unretained, so
+    /// queueing costs no atomic reference count. Invariant: each is kept alive by the connection
+    /// table or, once closed, by `closedSinceFlush` until the next flush; a handoff takes the
+    /// connection off this list before it leaves the worker.
+    @exclusivity(unchecked) var flushList: [Unmanaged<Connection>] = []
+    /// Connections closed since the last `flushAll`, held until it has run (see `flushList`).
+    var closedSinceFlush: [Connection] = []
     /// Monotonic milliseconds, read once per iteration.
     @exclusivity(unchecked) var now: Int64
     private var running = true
@@ -325,6 +330,7 @@ final class Worker {
     func close(_ connection: Connection, reason: DisconnectReason) {
         guard !connection.isClosed else { return }
         connection.isClosed = true
+        closedSinceFlush.append(connection)
         leaveRoom(connection)
         unregister(connection)
         Syscall.close(connection.fd)  // also removes it from the epoll set
@@ -356,6 +362,7 @@ final class Worker {
             lingering += 1
         }
         flushList.removeAll()
+        closedSinceFlush.removeAll()
         let deadline = MonotonicClock.nowMilliseconds() + Self.shutdownGracePeriod
         while lingering > 0 {
             let remaining = deadline - MonotonicClock.nowMilliseconds()
@@ -375,6 +382,7 @@ final class Worker {
             close(connection, reason: .connectionClosed)
         }
         rooms.removeAll()
+        closedSinceFlush.removeAll()
         epoll.close()
     }
 
