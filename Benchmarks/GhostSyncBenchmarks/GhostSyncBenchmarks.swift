@@ -152,19 +152,9 @@ enum Thread {
     }
 
     static func start(cpu: Int, _ body: @escaping @Sendable () -> Void) -> pthread_t {
-        final class Box: Sendable {
-            let body: @Sendable () -> Void
-            let cpu: Int
-            init(_ body: @escaping @Sendable () -> Void, cpu: Int) { self.body = body; self.cpu = cpu }
+        try! NativeThread.start {
+            _ = Thread.pin(cpu: cpu)
+            body()
         }
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(Box(body, cpu: cpu)).toOpaque()
-        pthread_create(&thread, nil, { context in
-            let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-            _ = Thread.pin(cpu: box.cpu)
-            box.body()
-            return nil
-        }, context)
-        return thread
     }
 }

@@ -10,29 +10,17 @@ public enum LoadGenerator {
     public static func run(_ configuration: BenchConfiguration, progress: @escaping @Sendable (String) -> Void = { _ in }) async throws -> BenchReport {
         let configuration = try configuration.validated()
         let outcome: Result<BenchReport, BenchError> = await withCheckedContinuation { continuation in
-            let job = Job(configuration: configuration, progress: progress, continuation: continuation)
-            var thread = pthread_t()
-            let context = Unmanaged.passRetained(job).toOpaque()
-            pthread_create(&thread, nil, { context in
-                let job = Unmanaged<Job>.fromOpaque(context!).takeRetainedValue()
-                job.continuation.resume(returning: Result { () throws(BenchError) in try LoadGenerator.runBlocking(job.configuration, progress: job.progress) })
-                return nil
-            }, context)
-            pthread_detach(thread)
+            do {
+                try NativeThread.start(name: "ghost-bench", detached: true) {
+                    continuation.resume(returning: Result { () throws(BenchError) in
+                        try LoadGenerator.runBlocking(configuration, progress: progress)
+                    })
+                }
+            } catch {
+                continuation.resume(returning: .failure(BenchError("cannot start the load generator thread: \(error)")))
+            }
         }
         return try outcome.get()
-    }
-
-    private final class Job: Sendable {
-        let configuration: BenchConfiguration
-        let progress: @Sendable (String) -> Void
-        let continuation: CheckedContinuation<Result<BenchReport, BenchError>, Never>
-
-        init(configuration: BenchConfiguration, progress: @escaping @Sendable (String) -> Void, continuation: CheckedContinuation<Result<BenchReport, BenchError>, Never>) {
-            self.configuration = configuration
-            self.progress = progress
-            self.continuation = continuation
-        }
     }
 
     /// Threads are plain pthreads owning their `BenchThread`; this one coordinates.
@@ -54,7 +42,18 @@ public enum LoadGenerator {
         for client in 0..<configuration.clients {
             try threads[client % threads.count].connect(client: client, to: remote)
         }
-        let handles = threads.map { thread in startThread { thread.run() } }
+        var handles: [pthread_t] = []
+        for (number, thread) in threads.enumerated() {
+            // Handed over: from here on only the new thread touches `thread` (until the join).
+            nonisolated(unsafe) let owned = thread
+            do {
+                handles.append(try NativeThread.start(name: "ghost-bench-\(number)") { owned.run() })
+            } catch {
+                state.stop.store(true, ordering: .relaxed)
+                handles.forEach { pthread_join($0, nil) }
+                throw BenchError("cannot start load thread \(number): \(error)")
+            }
+        }
         // Stops and joins the threads exactly once, on every path out of here.
         var joined = false
         func finish() {
@@ -131,17 +130,6 @@ public enum LoadGenerator {
 
     private static func raiseDescriptorLimit(to wanted: Int) {
         DescriptorLimit.raise(to: wanted, beyondHardLimit: true)
-    }
-
-    private static func startThread(_ body: @escaping () -> Void) -> pthread_t {
-        final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(Box(body)).toOpaque()
-        pthread_create(&thread, nil, { context in
-            Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
-            return nil
-        }, context)
-        return thread
     }
 }
 

@@ -72,19 +72,14 @@ struct CommandFailure: Error, CustomStringConvertible {
 enum StandardInputLines {
     static func start() -> AsyncStream<String> {
         let (stream, continuation) = AsyncStream<String>.makeStream()
-        final class Box: Sendable {
-            let continuation: AsyncStream<String>.Continuation
-            init(_ continuation: AsyncStream<String>.Continuation) { self.continuation = continuation }
+        do {
+            try NativeThread.start(name: "ghost-stdin", detached: true) {
+                while let line = readLine() { continuation.yield(line) }
+                continuation.finish()
+            }
+        } catch {
+            continuation.finish()  // no reader thread: behave as an empty input
         }
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(Box(continuation)).toOpaque()
-        pthread_create(&thread, nil, { context in
-            let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-            while let line = readLine() { box.continuation.yield(line) }
-            box.continuation.finish()
-            return nil
-        }, context)
-        pthread_detach(thread)
         return stream
     }
 }

@@ -67,18 +67,7 @@ package final class OpsServer: Sendable {
             try epoll.add(endpoint.listener.fd, events: gs_EPOLLIN, token: Self.listenerToken(index))
         }
         try epoll.add(wake.fd, events: gs_EPOLLIN, token: Self.wakeToken)
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var handle = pthread_t()
-        let result = pthread_create(&handle, nil, { context in
-            let server = Unmanaged<OpsServer>.fromOpaque(context!).takeRetainedValue()
-            _ = gs_name_current_thread("ghost-ops")
-            server.run()
-            return nil
-        }, context)
-        if result != 0 {
-            Unmanaged<OpsServer>.fromOpaque(context).release()
-            throw SystemError(call: "pthread_create", errno: result)
-        }
+        let handle = try NativeThread.start(name: "ghost-ops") { [self] in run() }
         thread.withLock { $0 = handle }
     }
 

@@ -62,6 +62,28 @@ extension Relay {
             }
         }
 
+        /// Output queued for a connection that is then closed in the same loop iteration: a Ping
+        /// (its Pong is queued, so the connection is on the flush list) followed, in the same
+        /// write, by a frame with an unknown tag (closes it). The flush list holds connections
+        /// unretained; the closed one must stay alive until the flush has passed it (ASan run).
+        @Test func outputQueuedThenClosedInOneIteration() async throws {
+            let handler = RecordingHandler()
+            try await withServer(workers: 1, configure: { $0.handler(handler) }) { handle, port in
+                let bystander = try await Bystander.join(port)
+                for _ in 0..<50 {
+                    let attacker = try RawClient(port: port)
+                    _ = try attacker.join("lobby")
+                    try attacker.sendRaw(ClientWire.ping.encodedFrame() + [0, 0, 0, 1, 0xEE])
+                    attacker.close()
+                }
+                try await eventually {
+                    handler.log.events.count { if case .disconnect(_, .protocol) = $0 { return true } else { return false } } == 50
+                }
+                try await eventually { handle.clientCount == 1 }
+                try await bystander.stillServed()
+            }
+        }
+
         @Test func randomGarbage() async throws {
             let handler = RecordingHandler()
             try await withServer(configure: { $0.handler(handler).maxPayload(4096) }) { handle, port in

@@ -19,16 +19,11 @@ final class ClientReactor: Sendable {
         } catch {
             fatalError("GhostSync client reactor: \(error)")
         }
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { context in
-            let reactor = Unmanaged<ClientReactor>.fromOpaque(context!).takeRetainedValue()
-            _ = gs_name_current_thread("ghost-client")
-            reactor.run()
-            return nil
-        }, context)
-        if created != 0 { fatalError("GhostSync client reactor: pthread_create failed (\(created))") }
-        pthread_detach(thread)
+        do {
+            try NativeThread.start(name: "ghost-client", detached: true) { [self] in run() }
+        } catch {
+            fatalError("GhostSync client reactor: \(error)")
+        }
     }
 
     /// A fresh token; the connection must know it before `register` (an event can arrive at once).

@@ -134,6 +134,8 @@ final class Worker {
             if flushInterval == 0 || now >= nextFlushAt {
                 flushAll()
                 nextFlushAt = now + flushInterval
+            } else if flushList.isEmpty && !closedSinceFlush.isEmpty {
+                closedSinceFlush.removeAll(keepingCapacity: true)  // nothing can refer to them now
             }
             freeSlots.append(contentsOf: slotsToFree)
             slotsToFree.removeAll(keepingCapacity: true)

@@ -25,22 +25,10 @@ final class WorkerLaunch: Sendable {
 /// Starts one worker on its own pthread: named, pinned, NUMA-placed, then running its loop.
 enum WorkerThread {
     static func start(_ launch: WorkerLaunch) throws(SystemError) -> pthread_t {
-        let context = Unmanaged.passRetained(launch).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { context in
-            let launch = Unmanaged<WorkerLaunch>.fromOpaque(context!).takeRetainedValue()
-            WorkerThread.main(launch)
-            return nil
-        }, context)
-        if result != 0 {
-            Unmanaged<WorkerLaunch>.fromOpaque(context).release()
-            throw SystemError(call: "pthread_create", errno: result)
-        }
-        return thread
+        try NativeThread.start(name: launch.placement.threadName) { main(launch) }
     }
 
     private static func main(_ launch: WorkerLaunch) {
-        _ = gs_name_current_thread(launch.placement.threadName)
         if let cpu = launch.placement.cpu {
             let result = gs_pin_current_thread(Int32(cpu))
             if result != 0 {
