@@ -1,7 +1,9 @@
 import CGhostSyncShims
 import Glibc
 
-/// The one door to the kernel. Every call retries `EINTR` here and reports failure as a
+/// The one door to the kernel. The calls made per frame (read, send, sendmsg, epoll_wait) go
+/// through `syscall(2)` in the C shim, not glibc's cancellation-point wrappers (see shims.h).
+/// Every call retries `EINTR` here and reports failure as a
 /// `SystemError`, so errno handling lives in one place; would-block is reported as `nil` (or a
 /// `.wouldBlock` result) rather than as an error, because on a non-blocking socket it is normal.
 package enum Syscall {
@@ -13,7 +15,7 @@ package enum Syscall {
 
     package static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> IOResult {
         while true {
-            let count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            let count = gs_read(fd, buffer.baseAddress, buffer.count)
             if count > 0 { return .transferred(count) }
             if count == 0 { return .endOfFile }
             switch errno {
@@ -35,7 +37,7 @@ package enum Syscall {
         message.msg_iov = vectors
         message.msg_iovlen = count
         while true {
-            let written = sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
+            let written = gs_sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
             if written >= 0 { return .transferred(written) }
             switch errno {
             case EINTR: continue
@@ -60,7 +62,7 @@ package enum Syscall {
     /// `send` with MSG_NOSIGNAL (EPIPE instead of SIGPIPE).
     package static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) -> IOResult {
         while true {
-            let written = Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+            let written = gs_send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
             if written >= 0 { return .transferred(written) }
             switch errno {
             case EINTR: continue
@@ -122,7 +124,7 @@ package enum Syscall {
 
     /// Waits for events; returns 0 on EINTR so the loop re-evaluates its timers.
     package static func epollWait(_ epoll: Int32, _ events: UnsafeMutablePointer<epoll_event>, capacity: Int, timeoutMilliseconds: Int32) throws(SystemError) -> Int {
-        let count = epoll_wait(epoll, events, Int32(capacity), timeoutMilliseconds)
+        let count = gs_epoll_wait(epoll, events, Int32(capacity), timeoutMilliseconds)
         if count >= 0 { return Int(count) }
         if errno == EINTR { return 0 }
         throw SystemError(call: "epoll_wait", errno: errno)
