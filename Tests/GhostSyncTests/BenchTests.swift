@@ -133,3 +133,84 @@ extension Relay {
         #expect(replies == ClientWire.pong.encodedFrame())
     }
 }
+
+extension Relay {
+    /// `--target redis|nats` end to end: against the real server when it is installed, and
+    /// against `PubSubStandIn` when it is not (so `make test` needs neither).
+    @Suite struct BenchPeerTargetTests {
+        @Test(arguments: [BenchTarget.redis, .nats])
+        func peerTargetCountsEveryDelivery(_ target: BenchTarget) async throws {
+            let peer = try PeerServer.start(target)
+            defer { peer.stop() }
+            var configuration = BenchConfiguration()
+            configuration.target = target
+            configuration.address = "127.0.0.1:\(peer.port)"
+            configuration.clients = 12
+            configuration.rooms = 3
+            configuration.rate = 40
+            configuration.duration = .milliseconds(800)
+            configuration.warmup = .milliseconds(200)
+            configuration.drain = .milliseconds(500)
+            configuration.threads = 2
+            configuration.serverPID = peer.pid
+            let report = try await LoadGenerator.run(configuration)
+            #expect(report.sent > 0)
+            #expect(report.expected == report.sent * 3)  // four subscribers per room: three others each
+            #expect(report.delivered == report.expected)
+            #expect(report.lost == 0 && report.duplicated == 0 && report.reordered == 0)
+            #expect(report.serverCPUSeconds != nil)
+        }
+    }
+}
+
+/// A Redis or NATS server for a test: the installed one on an ephemeral port, or the stand-in.
+struct PeerServer {
+    let port: UInt16
+    let pid: Int32
+    let stop: () -> Void
+
+    static func start(_ target: BenchTarget) throws -> PeerServer {
+        let name = target == .redis ? "redis-server" : "nats-server"
+        // GHOSTSYNC_PEER_STANDIN=1 uses the stand-in even where the real server is installed.
+        let forceStandIn = ProcessInfo.processInfo.environment["GHOSTSYNC_PEER_STANDIN"] != nil
+        if !forceStandIn, let executable = findExecutable(name) {
+            let port = try freePort()
+            let arguments = target == .redis
+                ? ["--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no"]
+                : ["-a", "127.0.0.1", "-p", "\(port)"]
+            // posix_spawn, not Foundation's Process: its waitUntilExit spins forever here.
+            let server = try Subprocess(name, arguments, absolute: executable)
+            try waitUntilListening(port)
+            return PeerServer(port: port, pid: server.pid) {
+                server.signal(SIGTERM)
+                _ = try? server.wait()
+            }
+        }
+        let standIn = try PubSubStandIn(target == .redis ? .redis : .nats)
+        return PeerServer(port: standIn.port, pid: getpid()) { standIn.stop() }
+    }
+
+    private static func findExecutable(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(name)" }.first { access($0, X_OK) == 0 }
+    }
+
+    private static func freePort() throws -> UInt16 {
+        let listener = try Listener(bindingTo: SocketAddress(parsing: "127.0.0.1:0"))
+        defer { listener.close() }
+        return listener.address.port
+    }
+
+    /// Polls until something accepts on `port` (the server is a separate process: no event to await).
+    private static func waitUntilListening(_ port: UInt16) throws {
+        let address = try SocketAddress(parsing: "127.0.0.1:\(port)")
+        for _ in 0..<500 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let connected = address.withSockAddr { connect(fd, $0, $1) } == 0
+            close(fd)
+            if connected { return }
+            usleep(10_000)
+        }
+        throw TimedOut(what: "a server listening on port \(port)")
+    }
+}

@@ -32,8 +32,22 @@ final class Subprocess {
         posix_spawn_file_actions_addclose(&actions, errPipe[0])
         let argv = ([absolute == nil ? path : executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // The child starts with no signal blocked and default dispositions: the thread that
+        // spawns it (a test-runner thread) blocks nearly every signal, and a child inheriting
+        // that mask never sees SIGTERM (redis-server kept running and `wait` timed out).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var child = pid_t()
-        let result = posix_spawn(&child, path, &actions, nil, argv, environ)
+        let result = posix_spawn(&child, path, &actions, &attributes, argv, environ)
         close(outPipe[1])
         close(errPipe[1])
         guard result == 0 else {
