@@ -24,7 +24,7 @@ package struct SharedFrame {
 
     /// A frame of `count` bytes, with one reference owned by the caller; fill it with `bytes`.
     package static func allocate(count: Int, pool: FramePool? = nil) -> SharedFrame {
-        if let pool, let frame = pool.take(count: count) { return frame }
+        if let pool { return pool.frame(count: count) }
         let raw = UnsafeMutableRawPointer.allocate(
             byteCount: MemoryLayout<Header>.stride + count, alignment: MemoryLayout<Header>.alignment)
         let header = raw.bindMemory(to: Header.self, capacity: 1)

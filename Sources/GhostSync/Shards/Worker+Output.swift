@@ -61,8 +61,6 @@ extension Worker {
             }
         }
         flushList.removeAll(keepingCapacity: true)
-        // Only now may connections closed since the last flush be let go.
-        if !closedSinceFlush.isEmpty { closedSinceFlush.removeAll(keepingCapacity: true) }
     }
 
     /// As many bytes as the socket takes, IOV_MAX frames per writev. Leftovers wait for EPOLLOUT.

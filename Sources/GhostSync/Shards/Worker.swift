@@ -49,7 +49,7 @@ final class Worker {
     /// table or, once closed, by `closedSinceFlush` until the next flush; a handoff takes the
     /// connection off this list before it leaves the worker.
     @exclusivity(unchecked) var flushList: [Unmanaged<Connection>] = []
-    /// Connections closed since the last `flushAll`, held until it has run (see `flushList`).
+    /// Connections closed while the flush list was not empty, held until it is (see `flushList`).
     var closedSinceFlush: [Connection] = []
     /// Monotonic milliseconds, read once per iteration.
     @exclusivity(unchecked) var now: Int64
@@ -134,8 +134,11 @@ final class Worker {
             if flushInterval == 0 || now >= nextFlushAt {
                 flushAll()
                 nextFlushAt = now + flushInterval
-            } else if flushList.isEmpty && !closedSinceFlush.isEmpty {
-                closedSinceFlush.removeAll(keepingCapacity: true)  // nothing can refer to them now
+            }
+            // Closed connections go once the flush list, the only thing that may still refer
+            // to them, is empty (after a flush, or when nothing was queued).
+            if flushList.isEmpty && !closedSinceFlush.isEmpty {
+                closedSinceFlush.removeAll(keepingCapacity: true)
             }
             freeSlots.append(contentsOf: slotsToFree)
             slotsToFree.removeAll(keepingCapacity: true)
@@ -248,15 +251,12 @@ final class Worker {
     private func admit(fd: Int32, address: SocketAddress) {
         let count = core.connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
         guard count <= core.configuration.maxClients, core.admitIP(address) else {
-            core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
-            Syscall.close(fd)
+            abandonAdmission(fd: fd, address: address, releasingIP: false)
             statistics[.connectionsRefused] += 1
             return
         }
         guard handler.onConnect(address) else {
-            core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
-            core.releaseIP(address)
-            Syscall.close(fd)
+            abandonAdmission(fd: fd, address: address, releasingIP: true)
             statistics[.connectionsRefused] += 1
             return
         }
@@ -265,14 +265,19 @@ final class Worker {
         let connection = Connection(
             fd: fd, id: UUID(), address: address, maxPayload: maxPayload, now: now, pingInterval: pingInterval)
         guard register(connection) else {
-            core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
-            core.releaseIP(address)
             connection.isClosed = true
-            Syscall.close(fd)
+            abandonAdmission(fd: fd, address: address, releasingIP: true)
             return
         }
         core.clients.insert(connection.record)
         scheduleTimer(connection)
+    }
+
+    /// Takes back what `admit` counted for a connection it does not keep, and closes the socket.
+    private func abandonAdmission(fd: Int32, address: SocketAddress, releasingIP: Bool) {
+        if releasingIP { core.releaseIP(address) }
+        core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
+        Syscall.close(fd)
     }
 
     /// Out of descriptors: stop polling the listener for a moment instead of spinning on it.
