@@ -58,6 +58,8 @@ final class BenchThread {
     var tally = ThreadTally()
     private var schedule: [Int] = []  // connection positions, ordered by nextSendAt
     private var scheduleHead = 0
+    /// Connections given a message by the current `sendDue` (kept to reuse its storage).
+    private var touched: [BenchConnection] = []
     private let interval: UInt64
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 * 1024, alignment: 16)
     private let payload: UnsafeMutableRawBufferPointer
@@ -172,7 +174,7 @@ final class BenchThread {
     }
 
     private func sendDue(now: UInt64, measureStart: UInt64, measureEnd: UInt64) {
-        var touched: [BenchConnection] = []
+        touched.removeAll(keepingCapacity: true)
         // Every client has the same interval, so re-queueing at the back keeps the order.
         var budget = connections.count * 4
         while budget > 0, scheduleHead < schedule.count {
@@ -195,9 +197,9 @@ final class BenchThread {
 
     private func sendOnCredit(now: UInt64, measureStart: UInt64, measureEnd: UInt64) {
         for connection in connections {
-            let credit = state.credits[connection.index]
-            while credit.value.load(ordering: .relaxed) > 0 {
-                credit.value.subtract(1, ordering: .relaxed)
+            // All credits owed so far in one atomic, not a load and a subtract per message.
+            let owed = state.credits[connection.index].value.exchange(0, ordering: .relaxed)
+            for _ in 0..<owed {
                 enqueueMessage(connection, now: now, measureStart: measureStart, measureEnd: measureEnd)
             }
             if !connection.output.isEmpty { flush(connection) }
@@ -224,6 +226,13 @@ final class BenchThread {
             if count < 0 { return }
             connection.input += UnsafeRawBufferPointer(rebasing: scratch[0..<count])
             let receivedAt = MonotonicClock.nowNanoseconds()
+            let deliveredBefore = tally.delivered
+            // The shared progress counter moves once per read, not once per delivery.
+            defer {
+                if tally.delivered > deliveredBefore {
+                    state.deliveredSoFar.add(tally.delivered - deliveredBefore, ordering: .relaxed)
+                }
+            }
             let consumed = connection.input.withUnsafeBytes { bytes in
                 wire.parse(bytes, replies: &replies) { event in
                     switch event {
@@ -266,7 +275,6 @@ final class BenchThread {
         }
         guard sentAt >= measureStart && sentAt < measureEnd else { return }
         tally.delivered += 1
-        state.deliveredSoFar.add(1, ordering: .relaxed)
         tally.latency.record(receivedAt > sentAt ? (receivedAt - sentAt) / 1000 : 0)
     }
 
