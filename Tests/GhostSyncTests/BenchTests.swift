@@ -7,17 +7,7 @@ extension Relay {
     /// The load generator's accounting on small runs against the in-process server.
     @Suite struct BenchTests {
         private func configuration(port: UInt16) -> BenchConfiguration {
-            var configuration = BenchConfiguration()
-            configuration.address = "127.0.0.1:\(port)"
-            configuration.clients = 20
-            configuration.rooms = 4
-            configuration.rate = 50
-            configuration.duration = .milliseconds(800)
-            configuration.warmup = .milliseconds(200)
-            configuration.drain = .milliseconds(500)
-            configuration.threads = 2
-            configuration.serverPID = getpid()
-            return configuration
+            smallBenchRun(port: port, clients: 20, rooms: 4, rate: 50)
         }
 
         @Test func openLoopCountsEveryDelivery() async throws {
@@ -142,16 +132,8 @@ extension Relay {
         func peerTargetCountsEveryDelivery(_ target: BenchTarget) async throws {
             let peer = try PeerServer.start(target)
             defer { peer.stop() }
-            var configuration = BenchConfiguration()
+            var configuration = smallBenchRun(port: peer.port, clients: 12, rooms: 3, rate: 40)
             configuration.target = target
-            configuration.address = "127.0.0.1:\(peer.port)"
-            configuration.clients = 12
-            configuration.rooms = 3
-            configuration.rate = 40
-            configuration.duration = .milliseconds(800)
-            configuration.warmup = .milliseconds(200)
-            configuration.drain = .milliseconds(500)
-            configuration.threads = 2
             configuration.serverPID = peer.pid
             let report = try await LoadGenerator.run(configuration)
             #expect(report.sent > 0)
@@ -161,6 +143,22 @@ extension Relay {
             #expect(report.serverCPUSeconds != nil)
         }
     }
+}
+
+/// A short open-loop run on two threads (about 1.5 s with warm-up and drain), measuring this
+/// process's CPU unless the caller names another server.
+func smallBenchRun(port: UInt16, clients: Int, rooms: Int, rate: Double) -> BenchConfiguration {
+    var configuration = BenchConfiguration()
+    configuration.address = "127.0.0.1:\(port)"
+    configuration.clients = clients
+    configuration.rooms = rooms
+    configuration.rate = rate
+    configuration.duration = .milliseconds(800)
+    configuration.warmup = .milliseconds(200)
+    configuration.drain = .milliseconds(500)
+    configuration.threads = 2
+    configuration.serverPID = getpid()
+    return configuration
 }
 
 /// A Redis or NATS server for a test: the installed one on an ephemeral port, or the stand-in.
