@@ -56,6 +56,12 @@ final class Connection {
     /// Identifies the connection's live timer-wheel entry; bumping it cancels that entry.
     var timerToken: UInt64 = 0
 
+    #if DEBUG
+    /// The worker that holds the connection (debug builds: thread-confinement checks). Set by
+    /// `register`, cleared by `handOff` before the connection is posted.
+    var owner: ObjectIdentifier?
+    #endif
+
     /// Handoff state: a join approved on the previous worker, completed by the new one.
     var pendingJoin: String?
     /// Handoff state: unsent outgoing bytes, copied privately for the new worker.

@@ -4,6 +4,7 @@ import Glibc
 // whole frame in it is handled straight from that buffer.
 extension Worker {
     func read(_ connection: Connection) {
+        assertOwner(of: connection)
         let result: Syscall.IOResult
         do {
             result = try Syscall.read(connection.fd, into: readBuffer)

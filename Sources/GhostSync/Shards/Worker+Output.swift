@@ -21,7 +21,7 @@ extension Worker {
     @inline(never)
     private func drop(for connection: Connection) {
         statistics[.framesDropped] += 1
-        handler.onBackpressure(clientID: connection.id, roomID: connection.room?.id ?? "")
+        callingHook { handler.onBackpressure(clientID: connection.id, roomID: connection.room?.id ?? "") }
     }
 
     func send(_ message: ServerWire, to connection: Connection) {
@@ -65,6 +65,7 @@ extension Worker {
 
     /// As many bytes as the socket takes, IOV_MAX frames per writev. Leftovers wait for EPOLLOUT.
     func flush(_ connection: Connection) {
+        assertOwner(of: connection)
         while !connection.outbox.isEmpty {
             let gathered = connection.outbox.gather(into: vectors, limit: Int(gs_IOV_MAX))
             let result: Syscall.IOResult

@@ -27,7 +27,7 @@ extension Worker {
             room.forEachMember(except: sender) { enqueue(frame, to: $0) }
             frame.release()
         }
-        handler.onBroadcast(clientID: sender.id, roomID: room.id, data: data)
+        callingHook { handler.onBroadcast(clientID: sender.id, roomID: room.id, data: data) }
     }
 
     /// First half of a join, on the worker holding the connection: check, ask the hook, leave
@@ -43,7 +43,7 @@ extension Worker {
             send(.error("room not found: \(roomID)"), to: connection)
             return .proceed
         }
-        guard handler.onJoin(clientID: connection.id, roomID: roomID, address: connection.address) else {
+        guard callingHook({ handler.onJoin(clientID: connection.id, roomID: roomID, address: connection.address) }) else {
             send(.error("join rejected"), to: connection)
             return .proceed
         }
@@ -58,6 +58,8 @@ extension Worker {
 
     /// Second half, on the room's owner: add the member, tell it and the others.
     func completeJoin(_ connection: Connection, roomID: String) {
+        assertOwner(of: connection)
+        assertNotInHook()
         // The room may have been deleted while the connection was in transit.
         guard let record = core.rooms.record(roomID), record.shard == index else {
             send(.error("room not found: \(roomID)"), to: connection)
@@ -86,6 +88,8 @@ extension Worker {
 
     /// Leaves the current room, if any: the others get PlayerLeft, then `onLeave` runs.
     func leaveRoom(_ connection: Connection) {
+        assertOwner(of: connection)
+        assertNotInHook()
         guard let room = connection.room else { return }
         room.remove(connection)
         connection.room = nil
@@ -97,11 +101,12 @@ extension Worker {
             room.forEachMember { enqueue(frame, to: $0) }
             frame.release()
         }
-        handler.onLeave(clientID: connection.id, roomID: room.id)
+        callingHook { handler.onLeave(clientID: connection.id, roomID: room.id) }
     }
 
     /// Soft delete: members stay, but the room no longer relays and cannot be joined.
     func markDeleted(_ roomID: String, generation: UInt64) {
+        assertNotInHook()
         guard let room = rooms[roomID], room.generation == generation else { return }
         room.isDeleted = true
         rooms[roomID] = nil

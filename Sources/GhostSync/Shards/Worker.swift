@@ -60,6 +60,12 @@ final class Worker {
     @exclusivity(unchecked) var statistics = WorkerStatistics()
     let published: PublishedStatistics
     private var acceptResumesAt: Int64?
+    #if DEBUG
+    /// The worker's thread (it is created on it) and how deep in hook calls it is: the
+    /// confinement checks of Worker+Confinement.swift.
+    let thread = pthread_self()
+    var hookDepth = 0
+    #endif
 
     /// Scratch buffers, reused every iteration (invariant: only this thread touches them).
     let readBuffer: UnsafeMutableRawBufferPointer
@@ -171,22 +177,32 @@ final class Worker {
             mailbox.signal.drain()
             processMailbox()
         default:
-            guard let connection = connections[Int(token)] else { return }
+            let slot = Int(token)
+            guard let connection = connections[slot] else { return }
             if event.events & (gs_EPOLLIN | gs_EPOLLERR | gs_EPOLLHUP | gs_EPOLLRDHUP) != 0 {
                 read(connection)
+                // The read may have closed the connection or handed it to another worker, whose
+                // thread may already be writing its fields. Only this worker's own table may be
+                // asked whether it is still ours (see the rule in Worker+Handoff.swift); the
+                // slot cannot be reused before the iteration ends (`slotsToFree`).
+                guard connections[slot] === connection else { return }
             }
-            if event.events & gs_EPOLLOUT != 0, isOwned(connection) {
+            if event.events & gs_EPOLLOUT != 0 {
                 queueFlush(connection)
             }
         }
     }
 
-    /// Whether `connection` is still open and on this worker (not closed, not handed off).
+    /// Whether `connection`, which this worker holds or closed this iteration (never one it
+    /// handed off), is still open here.
     func isOwned(_ connection: Connection) -> Bool {
-        connection.slot >= 0 && !connection.isClosed && connections[Int(connection.slot)] === connection
+        assertOwner(of: connection)
+        return connection.slot >= 0 && !connection.isClosed && connections[Int(connection.slot)] === connection
     }
 
     private func processMailbox() {
+        assertOnWorkerThread()
+        assertNotInHook()
         for command in mailbox.drain() {
             switch command {
             case .adopt(let handoff): adopt(handoff.connection)
@@ -200,6 +216,11 @@ final class Worker {
 
     /// Gives the connection a slot and registers it for reading.
     func register(_ connection: Connection) -> Bool {
+        assertOnWorkerThread()
+        assertNotInHook()
+        #if DEBUG
+        connection.owner = ObjectIdentifier(self)  // this worker holds it, even if registering fails
+        #endif
         let slot: Int32
         if let free = freeSlots.popLast() {
             slot = free
@@ -221,6 +242,8 @@ final class Worker {
 
     /// Takes the connection out of this worker's table (its socket stays open).
     func unregister(_ connection: Connection) {
+        assertOwner(of: connection)
+        assertNotInHook()
         let slot = connection.slot
         guard slot >= 0 else { return }
         connections[Int(slot)] = nil
@@ -255,7 +278,7 @@ final class Worker {
             statistics[.connectionsRefused] += 1
             return
         }
-        guard handler.onConnect(address) else {
+        guard callingHook({ handler.onConnect(address) }) else {
             abandonAdmission(fd: fd, address: address, releasingIP: true)
             statistics[.connectionsRefused] += 1
             return
@@ -335,6 +358,8 @@ final class Worker {
 
     /// Ends a connection: leaves its room (others get PlayerLeft), closes the socket, forgets it.
     func close(_ connection: Connection, reason: DisconnectReason) {
+        assertOwner(of: connection)
+        assertNotInHook()
         guard !connection.isClosed else { return }
         connection.isClosed = true
         closedSinceFlush.append(connection)
@@ -349,7 +374,7 @@ final class Worker {
         core.releaseIP(connection.address)
         core.connectionCount.wrappingSubtract(1, ordering: .releasing)
         statistics.countDisconnect(reason)
-        handler.onDisconnect(clientID: connection.id, address: connection.address, reason: reason)
+        callingHook { handler.onDisconnect(clientID: connection.id, address: connection.address, reason: reason) }
     }
 
     /// Shutdown: stop accepting; send what is queued; then a lingering close, so that every

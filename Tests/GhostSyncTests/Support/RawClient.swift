@@ -57,8 +57,10 @@ final class RawClient {
     deinit { Glibc.close(fd) }
 
     /// Makes the kernel receive buffer small, so a client that stops reading backs up quickly.
-    func shrinkReceiveBuffer() {
-        var size: Int32 = 4096
+    /// Below the loopback MSS (64 KiB) the peer sends only on persist-timer probes, so keep it
+    /// larger for a client that must later drain a backlog quickly.
+    func shrinkReceiveBuffer(to bytes: Int32 = 4096) {
+        var size: Int32 = bytes
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 
@@ -142,6 +144,21 @@ final class RawClient {
 
     func close() {
         shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    /// Reads and throws away whole frames until nothing has arrived for `quiet` (the peer's
+    /// send queue is then empty); returns how many. A partial frame stays buffered.
+    @discardableResult
+    func discardUntilQuiet(_ quiet: Duration = .milliseconds(300)) throws -> Int {
+        var discarded = 0
+        while true {
+            while try decodeBuffered() != nil { discarded += 1 }
+            do {
+                try fill(until: ContinuousClock.now + quiet, what: "quiet")
+            } catch Failure.timedOut {
+                return discarded
+            }
+        }
     }
 
     private func decodeBuffered() throws -> ServerWire? {
