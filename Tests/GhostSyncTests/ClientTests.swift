@@ -78,15 +78,33 @@ extension Relay {
             let fd = try raw.accept()
             defer { Glibc.close(fd) }
             RawServer.write(fd, ServerWire.broadcast(senderID: UUID(), data: [1, 2]).encodedFrame())
-            RawServer.write(fd, [0x00, 0x00, 0x04, 0x01])  // announces 1025 bytes
+            // The limit is the relay's maxPayload plus the 16 bytes of a relayed sender ID.
+            RawServer.write(fd, [0x00, 0x00, 0x04, 0x11])  // announces 1041 bytes
             #expect(try await client.next().isBroadcast)
-            await #expect(throws: SyncError.payloadTooLarge(length: 1025, limit: 1024)) { _ = try await client.recvWithin() }
+            await #expect(throws: SyncError.payloadTooLarge(length: 1041, limit: 1040)) { _ = try await client.recvWithin() }
             #expect(try await client.recvWithin() == nil)
             await #expect(throws: SyncError.connectionReset) { try await client.ping() }
         }
 
         @Test func defaultMaxPayloadIs256KiB() async throws {
             #expect(Client.builder().maxPayload == 256 * 1024)
+        }
+
+        /// Issue 10, defect 2: a client and a relay given the same maxPayload agree. A broadcast
+        /// of exactly the relay's maxPayload arrives 16 bytes larger (the sender's ID); the
+        /// client used to reject it as over its limit.
+        @Test func relayedBroadcastAtTheServersMaxPayloadReachesAClientWithTheSameLimit() async throws {
+            let limit = 256 * 1024  // the Client's default
+            try await withServer(configure: { $0.maxPayload(limit) }) { _, port in
+                let sender = try await Client.local(port)
+                let receiver = try await Client.local(port)
+                _ = try await receiver.joined("lobby")
+                let senderID = try await sender.joined("lobby")
+                #expect(try await receiver.next() == .playerJoined(clientID: senderID))
+                let data = [UInt8](repeating: 0xA5, count: limit - WireSize.tag - 8)  // client payload == limit
+                try await sender.broadcast(data)
+                #expect(try await receiver.next() == .broadcast(senderID: senderID, data: data))
+            }
         }
 
         @Test func serverClosingMidFrame() async throws {

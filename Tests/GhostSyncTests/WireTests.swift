@@ -111,3 +111,42 @@ private func hex(_ bytes: [UInt8]) -> String {
         #expect(throws: WireError.invalidUTF8) { try ClientWire(payload: bytes("00000000 0200000000000000 c328")) }
     }
 }
+
+/// Issue 10, defect 2: the length prefix never wraps.
+@Suite struct LengthPrefixLimits {
+    @Test func maxPayloadIsCappedSoEveryServerFrameFits() async throws {
+        #expect(ServerConfiguration.maxPayloadLimit == 4_294_967_279)
+        // The largest server frame the limit allows: a relayed Broadcast of a client payload of
+        // maxPayloadLimit bytes (its data is the payload less tag and length).
+        let largestRelayed = ServerWire.broadcastPayloadSize(dataCount: ServerConfiguration.maxPayloadLimit - WireSize.tag - 8)
+        #expect(largestRelayed == Int(UInt32.max))
+        var atLimit = ServerConfiguration()
+        atLimit.maxPayload = ServerConfiguration.maxPayloadLimit
+        #expect(throws: Never.self) { _ = try atLimit.validated() }
+        var overLimit = ServerConfiguration()
+        overLimit.maxPayload = ServerConfiguration.maxPayloadLimit + 1
+        #expect(throws: ServerError.self) { _ = try overLimit.validated() }
+        await #expect(throws: ServerError.self) {
+            _ = try await ShardedServer.builder().bind("127.0.0.1:0").maxPayload(Int(UInt32.max)).build().run()
+        }
+    }
+
+    @Test func writerAcceptsTheLargestPrefix() {
+        var bytes = [UInt8](repeating: 0, count: 4)
+        bytes.withUnsafeMutableBytes { raw in
+            var writer = WireWriter(raw)
+            writer.writeFrameLength(Int(UInt32.max))
+        }
+        #expect(bytes == [0xFF, 0xFF, 0xFF, 0xFF])
+    }
+
+    @Test func writerTrapsInsteadOfWrapping() async {
+        await #expect(processExitsWith: .failure) {
+            var bytes = [UInt8](repeating: 0, count: 4)
+            bytes.withUnsafeMutableBytes { raw in
+                var writer = WireWriter(raw)
+                writer.writeFrameLength(Int(UInt32.max) + 1)  // would have written 00 00 00 00
+            }
+        }
+    }
+}

@@ -108,10 +108,12 @@ public final class Client: Sendable {
     /// Header (prefix, tag, data length) in a small stack buffer, data straight from the caller.
     private func sendWithBody(tag: UInt32, _ data: some Collection<UInt8>) throws(SyncError) {
         let count = data.count
+        let payload = WireSize.tag + WireSize.bytes(count)
+        guard payload <= WireSize.largestPayload else { throw .messageTooLarge(length: payload, limit: WireSize.largestPayload) }
         var head: (UInt64, UInt64) = (0, 0)
         let result: Result<Void, SyncError>? = withUnsafeMutableBytes(of: &head) { raw in
             var writer = WireWriter(raw)
-            writer.writeFrameLength(WireSize.tag + WireSize.bytes(count))
+            writer.writeFrameLength(payload)
             writer.writeUInt32(tag)
             writer.writeUInt64(UInt64(count))
             let header = UnsafeRawBufferPointer(rebasing: raw[0..<writer.position])
@@ -134,7 +136,10 @@ public final class Client: Sendable {
 
 /// Options for a `Client`.
 public struct ClientBuilder: Sendable {
-    /// Largest frame payload accepted from the server (default 256 KiB, as the original).
+    /// The relay's `maxPayload` (default 256 KiB, as the original client's receive limit).
+    /// The client accepts server frames of up to this plus 16 bytes, because a relayed
+    /// Broadcast carries the sender's 16-byte ID on top of what the sender sent: give the
+    /// client the same value as the server and every frame the server can send gets through.
     public private(set) var maxPayload = 256 * 1024
 
     public init() {}

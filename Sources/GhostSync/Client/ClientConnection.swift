@@ -79,7 +79,10 @@ final class ClientConnection: Sendable {
     private init(fd: Int32, remote: SocketAddress, maxPayload: Int) {
         self.fd = fd
         self.remote = remote
-        self.state = Locked(State(decoder: FrameDecoder(maxPayload: maxPayload)))
+        // `maxPayload` is the relay's limit on client frames; the relay's own frames may be
+        // `relayOverhead` bytes larger (a relayed Broadcast carries the sender's ID).
+        let receiveLimit = min(maxPayload, ServerConfiguration.maxPayloadLimit) + WireSize.relayOverhead
+        self.state = Locked(State(decoder: FrameDecoder(maxPayload: receiveLimit)))
     }
 
     deinit {

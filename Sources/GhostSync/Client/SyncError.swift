@@ -6,6 +6,8 @@ public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
     case connectionRefused(String)
     /// The server sent a frame over this client's `maxPayload`.
     case payloadTooLarge(length: Int, limit: Int)
+    /// A message to send does not fit a frame (its payload would pass the 4-byte length prefix).
+    case messageTooLarge(length: Int, limit: Int)
     /// The server sent bytes that do not decode.
     case `protocol`(String)
     /// The connection broke (reset by the server, or already closed by this client).
@@ -19,6 +21,7 @@ public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .connectionRefused(let message): return message
         case .payloadTooLarge(let length, let limit): return "server frame of \(length) bytes exceeds this client's limit of \(limit) bytes"
+        case .messageTooLarge(let length, let limit): return "a message of \(length) bytes does not fit a frame (at most \(limit) bytes)"
         case .protocol(let text): return "protocol error: \(text)"
         case .connectionReset: return "connection reset"
         case .io(let code): return "I/O error: \(String(cString: strerror(code))) (errno \(code))"

@@ -4,7 +4,9 @@ public struct ServerConfiguration: Sendable {
     public var bindAddress = "0.0.0.0:7777"
     /// Most concurrent connections; the next one is closed at once.
     public var maxClients = 1024
-    /// Largest frame payload accepted from a client, in bytes.
+    /// Largest frame payload accepted from a client, in bytes (at most `maxPayloadLimit`).
+    /// The server's own frames are at most 16 bytes larger (a relayed Broadcast adds the
+    /// sender's ID): give clients the same value as their `maxPayload`.
     public var maxPayload = 64 * 1024
     /// A client that sends no complete frame for this long is disconnected.
     public var idleTimeout: Duration = .seconds(31)
@@ -37,9 +39,16 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 
+    /// The largest `maxPayload` allowed: 4,294,967,279 bytes (`UInt32.max` − 16), so that every
+    /// frame the server sends fits its 4-byte length prefix. The largest server frame a client
+    /// payload of `maxPayload` bytes causes is a relayed Broadcast of `maxPayload + 16` bytes;
+    /// Joined and Error frames that echo a room ID are no larger (their fixed part is at most
+    /// 16 bytes more than the JoinRoom frame's).
+    public static let maxPayloadLimit = WireSize.largestPayload - WireSize.relayOverhead
+
     func validated() throws(ServerError) -> ServerConfiguration {
         if maxClients < 1 { throw .invalidConfiguration("maxClients must be at least 1") }
-        if maxPayload < 4 || maxPayload > Int(UInt32.max) { throw .invalidConfiguration("maxPayload must be 4...\(UInt32.max) bytes") }
+        if maxPayload < 4 || maxPayload > Self.maxPayloadLimit { throw .invalidConfiguration("maxPayload must be 4...\(Self.maxPayloadLimit) bytes") }
         if channelCapacity < 1 { throw .invalidConfiguration("channelCapacity must be at least 1") }
         if idleTimeout <= .zero { throw .invalidConfiguration("idleTimeout must be positive") }
         if pingInterval <= .zero { throw .invalidConfiguration("pingInterval must be positive") }

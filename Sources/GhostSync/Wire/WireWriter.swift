@@ -17,7 +17,12 @@ package struct WireWriter {
         self.capacity = buffer.count
     }
 
+    /// The 4-byte big-endian prefix. A payload that does not fit traps rather than wrap: a
+    /// wrapped prefix would make the peer parse the payload's own bytes as frames (forged server
+    /// frames, for a relayed broadcast). `ServerConfiguration.maxPayloadLimit` keeps every frame
+    /// the server makes within the prefix, and the client checks before it encodes.
     package mutating func writeFrameLength(_ length: Int) {
+        precondition(length >= 0 && length <= WireSize.largestPayload, "a frame payload of \(length) bytes does not fit the 4-byte length prefix")
         write(UInt32(truncatingIfNeeded: length).bigEndian)
     }
 
@@ -57,8 +62,14 @@ package struct WireWriter {
 }
 
 /// Sizes of the encoded pieces, shared by every encoder so size and write never disagree.
-enum WireSize {
+package enum WireSize {
     static let framePrefix = 4
+    /// The largest payload the 4-byte length prefix can state.
+    package static let largestPayload = Int(UInt32.max)
+    /// How much larger a relayed Broadcast is than the client's Broadcast it carries: the
+    /// sender's ID (16 bytes). Every server frame is at most this much larger than the client
+    /// frame that caused it (see `ServerConfiguration.maxPayloadLimit`).
+    package static let relayOverhead = 16
     static let tag = 4
     static let uuid = 16
     static func bytes(_ count: Int) -> Int { 8 + count }
