@@ -14,18 +14,22 @@ struct AdminCommand: ParsableCommand {
         var control = "127.0.0.1:8888"
     }
 
-    /// Sends one request, prints the response lines after `OK`, or fails with the `ERROR` text.
+    /// Sends one request and prints the text after `OK` (as the relay sent it), or fails with the
+    /// text after `ERROR`.
     static func perform(_ request: [String], control: String) throws {
-        let response: [String]
+        let response: String
         do {
-            response = try ControlClient(address: control).request(request)
+            response = try ControlClient(address: control).response(to: request.joined(separator: "\n"))
         } catch {
             throw CommandFailure(error.description)
         }
-        guard response.first == "OK" else {
-            throw CommandFailure(response.dropFirst().joined(separator: "\n"))
+        let status = response.prefix { $0 != "\n" }
+        let text = response.dropFirst(status.count + 1)
+        guard status == "OK" else {
+            throw CommandFailure(text.isEmpty ? "the relay answered \(status)" : String(text))
         }
-        for line in response.dropFirst() { print(line) }
+        // Room and client lists end in a newline already; single-line answers do not.
+        if !text.isEmpty { print(text, terminator: text.hasSuffix("\n") ? "" : "\n") }
     }
 
     struct Rooms: ParsableCommand {
@@ -56,7 +60,7 @@ struct AdminCommand: ParsableCommand {
     }
 
     struct Metrics: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Connections, rooms, clients, uptime.")
+        static let configuration = CommandConfiguration(abstract: "Connections since start, rooms, clients, uptime in hours.")
         @OptionGroup var options: Options
         func run() throws { try AdminCommand.perform(["METRICS"], control: options.control) }
     }
