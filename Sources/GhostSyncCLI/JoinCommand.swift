@@ -11,14 +11,13 @@ struct JoinCommand: AsyncParsableCommand {
 
     @Argument(help: "The room to join.")
     var room: String
-    @Option(help: "Relay address.")
-    var addr = "127.0.0.1:7777"
+    @OptionGroup var relay: RelayAddressOptions
     @Flag(help: "Print events as JSON lines.")
     var json = false
 
     func run() async throws {
         let printer = EventPrinter(json: json)
-        let client = try await connectAndJoin(addr: addr, room: room, printer: printer)
+        let client = try await connectAndJoin(addr: relay.address, room: room, printer: printer)
         let lines = StandardInputLines.start()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

@@ -12,13 +12,12 @@ struct SendCommand: AsyncParsableCommand {
     var room: String
     @Argument(help: "The text to broadcast.")
     var text: String
-    @Option(help: "Relay address.")
-    var addr = "127.0.0.1:7777"
+    @OptionGroup var relay: RelayAddressOptions
     @Flag(help: "Print events as JSON lines.")
     var json = false
 
     func run() async throws {
-        let client = try await connectAndJoin(addr: addr, room: room, printer: EventPrinter(json: json))
+        let client = try await connectAndJoin(addr: relay.address, room: room, printer: EventPrinter(json: json))
         try await client.broadcast(Array(text.utf8))
         // Round trip before closing, so the relay has handled the broadcast.
         try await client.echoTest([])

@@ -77,7 +77,7 @@ extension Relay {
             let message = try joiner.readLine()
             #expect(message.hasSuffix(": hello from a script"))
             #expect(try joiner.readLine().hasSuffix(" left"))
-            let json = try Subprocess("ghost-sync", ["send", "lobby", "second", "--addr", relay.relay, "--json"])
+            let json = try Subprocess("ghost-sync", ["send", "lobby", "second", "--json"], environment: ["GHOSTSYNC_ADDR": relay.relay])
             #expect(try json.wait() == 0)
             #expect(json.remainingOutput().contains("\"event\":\"joined\""))
             relay.process.signal(SIGTERM)
@@ -87,20 +87,38 @@ extension Relay {
 
         @Test func adminSubcommands() throws {
             let relay = try RelayProcess(["--room", "alpha", "--room", "beta", "--rooms", "2"])
-            func admin(_ arguments: String...) throws -> (status: Int32, output: String, error: String) {
-                let process = try Subprocess("ghost-sync", ["admin"] + arguments + ["--control", relay.control])
+            func admin(_ arguments: String..., environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
+                let process = try Subprocess("ghost-sync", ["admin"] + arguments, environment: environment)
                 let status = try process.wait()
                 return (status, process.remainingOutput(), process.stderrText)
             }
-            #expect(try admin("rooms") == (0, "alpha: 0 clients\nbeta: 0 clients\nroom-1: 0 clients\nroom-2: 0 clients\n", ""))
-            #expect(try admin("create", "gamma") == (0, "Room 'gamma' created\n", ""))
-            #expect(try admin("create", "gamma") == (1, "", "Error: Room 'gamma' already exists\n"))
-            #expect(try admin("meta", "set", "gamma", "mode", "ctf") == (0, "Room 'gamma' key 'mode' set\n", ""))
-            #expect(try admin("meta", "get", "gamma", "mode") == (0, "ctf\n", ""))
-            #expect(try admin("clients", "gamma") == (0, "Clients in 'gamma':\n", ""))
-            #expect(try admin("delete", "gamma") == (0, "Room 'gamma' deleted\n", ""))
-            #expect(try admin("delete", "gamma") == (1, "", "Error: Room 'gamma' not found\n"))
-            #expect(try admin("metrics").output == "connections=0\nrooms=4\nclients=0\nuptime=0hrs\n")
+            let rooms = "alpha: 0 clients\nbeta: 0 clients\nroom-1: 0 clients\nroom-2: 0 clients\n"
+            // The endpoint on the subcommand, on `admin` itself, or in the environment.
+            #expect(try admin("rooms", "--control", relay.control) == (0, rooms, ""))
+            #expect(try admin("--control", relay.control, "rooms") == (0, rooms, ""))
+            #expect(try admin("rooms", environment: ["GHOSTSYNC_CONTROL": relay.control]) == (0, rooms, ""))
+            // The subcommand's wins over admin's, which wins over the environment's.
+            #expect(try admin("--control", "127.0.0.1:1", "rooms", "--control", relay.control) == (0, rooms, ""))
+            #expect(try admin("--control", relay.control, "rooms", environment: ["GHOSTSYNC_CONTROL": "127.0.0.1:1"]) == (0, rooms, ""))
+            #expect(try admin("--control", relay.control, "create", "gamma") == (0, "Room 'gamma' created\n", ""))
+            #expect(try admin("--control", relay.control, "create", "gamma") == (1, "", "Error: Room 'gamma' already exists\n"))
+            #expect(try admin("--control", relay.control, "meta", "set", "gamma", "mode", "ctf") == (0, "Room 'gamma' key 'mode' set\n", ""))
+            #expect(try admin("--control", relay.control, "meta", "get", "gamma", "mode") == (0, "ctf\n", ""))
+            #expect(try admin("meta", "get", "gamma", "mode", "--control", relay.control) == (0, "ctf\n", ""))
+            #expect(try admin("--control", relay.control, "clients", "gamma") == (0, "Clients in 'gamma':\n", ""))
+            #expect(try admin("--control", relay.control, "delete", "gamma") == (0, "Room 'gamma' deleted\n", ""))
+            #expect(try admin("--control", relay.control, "delete", "gamma") == (1, "", "Error: Room 'gamma' not found\n"))
+            #expect(try admin("--control", relay.control, "metrics").output == "connections=0\nrooms=4\nclients=0\nuptime=0hrs\n")
+        }
+
+        @Test func helpShowsDurationsAsTyped() throws {
+            let help = try Subprocess("ghost-sync", ["relay", "--help"])
+            #expect(try help.wait() == 0)
+            let text = help.remainingOutput().split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(text.contains("seconds). (default: 31s)"))
+            #expect(text.contains("pong deadline. (default: 13s)"))
+            #expect(text.contains("sends at once. (default: 0s)"))
+            #expect(!text.contains("DurationArgument"))
         }
 
         @Test func badFlagsExitWithUsage() throws {

@@ -16,8 +16,9 @@ final class Subprocess {
         return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
     }
 
-    /// Runs `executable` from the products directory, or the program at `absolute` if given.
-    init(_ executable: String, _ arguments: [String], absolute: String? = nil) throws {
+    /// Runs `executable` from the products directory, or the program at `absolute` if given;
+    /// with `environment` added to this process's.
+    init(_ executable: String, _ arguments: [String], absolute: String? = nil, environment: [String: String] = [:]) throws {
         let path = absolute ?? Self.productsDirectory + "/" + executable
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
@@ -46,8 +47,18 @@ final class Subprocess {
         for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var environmentLines: [String] = []
+        var entry = environ
+        while let line = entry.pointee {
+            let text = String(cString: line)
+            if !environment.keys.contains(String(text.prefix { $0 != "=" })) { environmentLines.append(text) }
+            entry += 1
+        }
+        environmentLines += environment.map { "\($0.key)=\($0.value)" }
+        let envp = environmentLines.map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
         var child = pid_t()
-        let result = posix_spawn(&child, path, &actions, &attributes, argv, environ)
+        let result = posix_spawn(&child, path, &actions, &attributes, argv, envp)
         close(outPipe[1])
         close(errPipe[1])
         guard result == 0 else {
