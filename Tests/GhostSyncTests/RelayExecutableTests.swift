@@ -82,7 +82,8 @@ extension Relay {
             #expect(json.remainingOutput().contains("\"event\":\"joined\""))
             relay.process.signal(SIGTERM)
             #expect(try relay.process.wait() == 0)
-            #expect(try joiner.wait() == 0)  // the relay closed the connection cleanly
+            #expect(try joiner.wait() == 1)
+            #expect(joiner.stderrText == "Error: the relay closed the connection\n")
         }
 
         @Test func adminSubcommands() throws {
