@@ -6,59 +6,72 @@ struct AdminCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin",
         abstract: "Manage a running relay through its control endpoint.",
+        discussion: """
+            Give the endpoint to `admin` (`admin --control ADDR rooms`), to the subcommand, or in \
+            $GHOSTSYNC_CONTROL. Prints the relay's answer after `OK`; on `ERROR`, prints the \
+            reason on stderr and exits 1.
+            """,
         subcommands: [Rooms.self, Create.self, Delete.self, Clients.self, Metrics.self, Meta.self]
     )
 
-    struct Options: ParsableArguments {
-        @Option(help: "Control endpoint address.")
-        var control = "127.0.0.1:8888"
-    }
+    @OptionGroup var endpoint: ControlEndpointOptions
 
-    /// Sends one request, prints the response lines after `OK`, or fails with the `ERROR` text.
-    static func perform(_ request: [String], control: String) throws {
-        let response: [String]
+    /// Sends one request and prints the text after `OK` (as the relay sent it), or fails with the
+    /// text after `ERROR`. The subcommand's `--control` wins over the one given to `admin`.
+    static func perform(_ request: [String], endpoint: ControlEndpointOptions, admin: AdminCommand) throws {
+        let address = endpoint.explicitAddress ?? admin.endpoint.explicitAddress
+            ?? environmentValue(ControlEndpointOptions.environmentVariable) ?? "127.0.0.1:8888"
+        let response: String
         do {
-            response = try ControlClient(address: control).request(request)
+            response = try ControlClient(address: address).response(to: request.joined(separator: "\n"))
         } catch {
             throw CommandFailure(error.description)
         }
-        guard response.first == "OK" else {
-            throw CommandFailure(response.dropFirst().joined(separator: "\n"))
+        let status = response.prefix { $0 != "\n" }
+        let text = response.dropFirst(status.count + 1)
+        guard status == "OK" else {
+            throw CommandFailure(text.isEmpty ? "the relay answered \(status)" : String(text))
         }
-        for line in response.dropFirst() { print(line) }
+        // Room and client lists end in a newline already; single-line answers do not.
+        if !text.isEmpty { print(text, terminator: text.hasSuffix("\n") ? "" : "\n") }
     }
 
     struct Rooms: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List rooms with their client counts.")
-        @OptionGroup var options: Options
-        func run() throws { try AdminCommand.perform(["LIST_ROOMS"], control: options.control) }
+        @ParentCommand var admin: AdminCommand
+        @OptionGroup var endpoint: ControlEndpointOptions
+        func run() throws { try AdminCommand.perform(["LIST_ROOMS"], endpoint: endpoint, admin: admin) }
     }
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a room.")
-        @OptionGroup var options: Options
+        @ParentCommand var admin: AdminCommand
+        @OptionGroup var endpoint: ControlEndpointOptions
         @Argument var room: String
-        func run() throws { try AdminCommand.perform(["CREATE_ROOM", room], control: options.control) }
+        func run() throws { try AdminCommand.perform(["CREATE_ROOM", room], endpoint: endpoint, admin: admin) }
     }
 
     struct Delete: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete a room (soft delete).")
-        @OptionGroup var options: Options
+        @ParentCommand var admin: AdminCommand
+        @OptionGroup var endpoint: ControlEndpointOptions
         @Argument var room: String
-        func run() throws { try AdminCommand.perform(["DELETE_ROOM", room], control: options.control) }
+        func run() throws { try AdminCommand.perform(["DELETE_ROOM", room], endpoint: endpoint, admin: admin) }
     }
 
     struct Clients: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the client IDs in a room.")
-        @OptionGroup var options: Options
+        @ParentCommand var admin: AdminCommand
+        @OptionGroup var endpoint: ControlEndpointOptions
         @Argument var room: String
-        func run() throws { try AdminCommand.perform(["ROOM_CLIENTS", room], control: options.control) }
+        func run() throws { try AdminCommand.perform(["ROOM_CLIENTS", room], endpoint: endpoint, admin: admin) }
     }
 
     struct Metrics: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Connections, rooms, clients, uptime.")
-        @OptionGroup var options: Options
-        func run() throws { try AdminCommand.perform(["METRICS"], control: options.control) }
+        static let configuration = CommandConfiguration(abstract: "Connections since start, rooms, clients, uptime in hours.")
+        @ParentCommand var admin: AdminCommand
+        @OptionGroup var endpoint: ControlEndpointOptions
+        func run() throws { try AdminCommand.perform(["METRICS"], endpoint: endpoint, admin: admin) }
     }
 
     struct Meta: ParsableCommand {
@@ -66,19 +79,21 @@ struct AdminCommand: ParsableCommand {
 
         struct Get: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print a room's value for KEY.")
-            @OptionGroup var options: Options
+            @ParentCommand var admin: AdminCommand
+            @OptionGroup var endpoint: ControlEndpointOptions
             @Argument var room: String
             @Argument var key: String
-            func run() throws { try AdminCommand.perform(["ROOM_META_GET", room, key], control: options.control) }
+            func run() throws { try AdminCommand.perform(["ROOM_META_GET", room, key], endpoint: endpoint, admin: admin) }
         }
 
         struct Set: ParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Set a room's KEY to VALUE.")
-            @OptionGroup var options: Options
+            @ParentCommand var admin: AdminCommand
+            @OptionGroup var endpoint: ControlEndpointOptions
             @Argument var room: String
             @Argument var key: String
             @Argument var value: String
-            func run() throws { try AdminCommand.perform(["ROOM_META_SET", room, key, value], control: options.control) }
+            func run() throws { try AdminCommand.perform(["ROOM_META_SET", room, key, value], endpoint: endpoint, admin: admin) }
         }
     }
 }

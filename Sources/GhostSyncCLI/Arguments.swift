@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Logging
 
 /// A duration flag: `500ms`, `2s`, `1m`, or a plain number of seconds (`1.5`).
@@ -22,6 +23,12 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     }
 
     static var defaultCompletionKind: CompletionKind { .default }
+
+    /// How `--help` shows a default: `31s`, `500ms`, `0s`.
+    var defaultValueDescription: String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+    }
 }
 
 /// A CPU list flag: `0-3,8`.
@@ -50,4 +57,30 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case text
     case json
+}
+
+/// `--addr` for the commands that join a relay as a client (`join`, `send`).
+struct RelayAddressOptions: ParsableArguments {
+    static let environmentVariable = "GHOSTSYNC_ADDR"
+
+    @Option(name: .customLong("addr"), help: ArgumentHelp(
+        "Relay address (default: $\(environmentVariable), else 127.0.0.1:7777).", valueName: "addr"))
+    var explicitAddress: String?
+
+    var address: String { explicitAddress ?? environmentValue(Self.environmentVariable) ?? "127.0.0.1:7777" }
+}
+
+/// `--control` for `admin` and each of its subcommands.
+struct ControlEndpointOptions: ParsableArguments {
+    static let environmentVariable = "GHOSTSYNC_CONTROL"
+
+    @Option(name: .customLong("control"), help: ArgumentHelp(
+        "Control endpoint address (default: $\(environmentVariable), else 127.0.0.1:8888).", valueName: "addr"))
+    var explicitAddress: String?
+}
+
+/// The value of an environment variable, nil when unset or empty.
+func environmentValue(_ name: String) -> String? {
+    guard let value = getenv(name).map({ String(cString: $0) }), !value.isEmpty else { return nil }
+    return value
 }

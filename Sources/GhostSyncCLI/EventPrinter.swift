@@ -27,10 +27,6 @@ struct EventPrinter {
         }
     }
 
-    func print(_ event: ServerEvent) {
-        Swift.print(line(for: event))
-    }
-
     private func id(_ uuid: UUID) -> String { uuid.uuidString.lowercased() }
 
     private func hex(_ bytes: [UInt8]) -> String {

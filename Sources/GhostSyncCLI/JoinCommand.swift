@@ -1,85 +1,40 @@
 import ArgumentParser
 import GhostSync
-import Glibc
 
 /// `ghost-sync join ROOM`: a client for humans and scripts.
 struct JoinCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "join",
-        abstract: "Join a room, print every event, and broadcast each line typed on stdin."
+        abstract: "Join a room, print every event, and broadcast each line typed on stdin.",
+        discussion: """
+            Runs until the relay closes the connection, then prints why on stderr and exits 1. \
+            The end of stdin only stops the sending side.
+            """
     )
 
     @Argument(help: "The room to join.")
     var room: String
-    @Option(help: "Relay address.")
-    var addr = "127.0.0.1:7777"
+    @OptionGroup var relay: RelayAddressOptions
     @Flag(help: "Print events as JSON lines.")
     var json = false
 
     func run() async throws {
-        let printer = EventPrinter(json: json)
-        let client = try await connectAndJoin(addr: addr, room: room, printer: printer)
+        let output = try ConsoleOutput.standardOutput()
+        let session = try await RoomSession.join(room, at: relay.address, printer: EventPrinter(json: json), output: output)
         let lines = StandardInputLines.start()
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let client = session.client
+        let ending = await withDiscardingTaskGroup(returning: ConnectionEnding?.self) { group in
             group.addTask {
                 for await line in lines {
-                    try await client.broadcast(Array(line.utf8))
+                    // A failed send means the connection is gone: the receiving side says how.
+                    do { try await client.broadcast(line) } catch { return }
                 }
             }
-            group.addTask {
-                for try await event in client.events {
-                    printer.print(event)
-                    fflush(nil)
-                }
-                throw ExitCode.success  // the relay closed the connection
-            }
-            // Ends when the relay closes (stdin reaching its end only stops the sending side).
-            while true {
-                do {
-                    try await group.next()
-                } catch let exit as ExitCode {
-                    group.cancelAll()
-                    throw exit
-                }
-            }
+            let ending = await session.receive(printing: true)
+            group.cancelAll()  // ends the wait for the next stdin line
+            return ending
         }
-    }
-}
-
-/// Connects, joins, and prints the join's outcome; exits non-zero if the join fails.
-func connectAndJoin(addr: String, room: String, printer: EventPrinter) async throws -> Client {
-    let client: Client
-    do {
-        client = try await Client.connect(to: addr)
-    } catch {
-        throw CommandFailure("\(error)")
-    }
-    try await client.join(room)
-    guard let reply = try await client.recv() else { throw CommandFailure("the relay closed the connection") }
-    printer.print(reply)
-    fflush(nil)
-    guard case .joined = reply else { throw ExitCode(1) }
-    return client
-}
-
-/// An error that ends the command with a one-line message and exit code 1.
-struct CommandFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Lines of standard input, read on a plain thread (never blocking a Swift concurrency thread).
-enum StandardInputLines {
-    static func start() -> AsyncStream<String> {
-        let (stream, continuation) = AsyncStream<String>.makeStream()
-        do {
-            try NativeThread.start(name: "ghost-stdin", detached: true) {
-                while let line = readLine() { continuation.yield(line) }
-                continuation.finish()
-            }
-        } catch {
-            continuation.finish()  // no reader thread: behave as an empty input
-        }
-        return stream
+        await output.drain()
+        if let ending { throw ending }
     }
 }

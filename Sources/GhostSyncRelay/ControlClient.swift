@@ -27,7 +27,13 @@ public final class ControlClient {
 
     /// Sends one request (command and argument lines) and returns the response's lines.
     public func request(_ lines: [String]) throws(RelayError) -> [String] {
-        let frame = ControlProtocol.frame(lines.joined(separator: "\n"))
+        try response(to: lines.joined(separator: "\n")).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    /// Sends one request and returns the response text exactly as the relay sent it
+    /// (`OK\nRoom 'arena' created`).
+    public func response(to request: String) throws(RelayError) -> String {
+        let frame = ControlProtocol.frame(request)
         var sent = 0
         while sent < frame.count {
             let count = frame.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, frame.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -40,14 +46,14 @@ public final class ControlClient {
                 if buffer.count >= 4 + length {
                     let text = String(decoding: buffer[4..<(4 + length)], as: UTF8.self)
                     buffer.removeFirst(4 + length)
-                    return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                    return text
                 }
             }
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&descriptor, 1, timeoutMilliseconds) == 1 else { throw RelayError(description: "no answer from the control endpoint") }
             var chunk = [UInt8](repeating: 0, count: 16 * 1024)
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { throw RelayError(description: "control connection closed") }
+            if count <= 0 { throw RelayError(description: "the relay closed the control connection") }
             buffer += chunk[0..<count]
         }
     }

@@ -6,23 +6,29 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The relay's control protocol, compatible with the original daemon's: each request and each
-/// response is a frame of a 4-byte big-endian length plus UTF-8 text. A request's first line is
-/// the command, the next lines its arguments; a response starts with `OK` or `ERROR`, then lines.
+/// The relay's control protocol, answering like the original daemon's, byte for byte: each
+/// request and each response is a frame of a 4-byte big-endian length plus UTF-8 text. A
+/// request's first line is the command (case-insensitive), the next lines its arguments
+/// (trimmed); a response is `OK` or `ERROR`, then a newline and the text.
 ///
-/// | command | arguments | response |
-/// | --- | --- | --- |
-/// | `LIST_ROOMS` | — | `OK`, then `ROOM: N clients` per room |
-/// | `CREATE_ROOM` | ID | `OK` / `ERROR` |
-/// | `DELETE_ROOM` | ID | `OK` / `ERROR` |
-/// | `ROOM_CLIENTS` | ID | `OK`, then one client ID per line |
-/// | `METRICS` | — | `OK`, then `key=value` lines |
-/// | `ROOM_META_GET` | ID, KEY | `OK`, then the value |
-/// | `ROOM_META_SET` | ID, KEY, VALUE | `OK` / `ERROR` |
+/// | request | response |
+/// | --- | --- |
+/// | `LIST_ROOMS` | `OK\n`, then `ROOM: N clients\n` per room, sorted |
+/// | `CREATE_ROOM\nID` | `OK\nRoom 'ID' created` / `ERROR\nRoom 'ID' already exists` |
+/// | `DELETE_ROOM\nID` | `OK\nRoom 'ID' deleted` / `ERROR\nRoom 'ID' not found` |
+/// | `ROOM_CLIENTS\nID` | `OK\nClients in 'ID':\n`, then `CLIENT-ID\n` per member / `ERROR\nRoom 'ID' not found` |
+/// | `METRICS` | `OK\nconnections=N\nrooms=N\nclients=N\nuptime=Hhrs` |
+/// | `ROOM_META_GET\nID\nKEY` | `OK\nVALUE` / `ERROR\nRoom 'ID' not found` / `ERROR\nKey 'KEY' not set in room 'ID'` |
+/// | `ROOM_META_SET\nID\nKEY\nVALUE` | `OK\nRoom 'ID' key 'KEY' set` / `ERROR\nRoom 'ID' not found` |
+///
+/// Otherwise: `ERROR\nUnknown command: NAME` (upper-cased), `ERROR\nMissing argument at position
+/// N` (N counts arguments from 0), `ERROR\nInvalid UTF-8`; a frame longer than `maxRequest`
+/// closes the connection without an answer.
 ///
 /// No authentication: bind it to loopback (the default) or a trusted network only.
 package struct ControlProtocol: OpsProtocol {
-    package static let maxRequest = 64 * 1024
+    /// The longest request body; a longer frame closes the connection (as the original does).
+    package static let maxRequest = 1 << 20
 
     let handle: ServerHandle
     let startedAt: ContinuousClock.Instant
@@ -36,15 +42,13 @@ package struct ControlProtocol: OpsProtocol {
         var output: [UInt8] = []
         while input.count >= 4 {
             let length = Int(UInt32(input[0]) << 24 | UInt32(input[1]) << 16 | UInt32(input[2]) << 8 | UInt32(input[3]))
-            if length > Self.maxRequest {
-                output += Self.frame("ERROR\nrequest of \(length) bytes exceeds the limit of \(Self.maxRequest)")
-                return (output, true)
-            }
+            // Decided on the length alone, before buffering the body.
+            if length > Self.maxRequest { return (output, true) }
             guard input.count >= 4 + length else { break }
             let body = Array(input[4..<(4 + length)])
             input.removeFirst(4 + length)
             guard let text = String(validating: body, as: UTF8.self) else {
-                output += Self.frame("ERROR\nrequest is not valid UTF-8")
+                output += Self.frame("ERROR\nInvalid UTF-8")
                 continue
             }
             output += Self.frame(execute(text))
@@ -54,63 +58,66 @@ package struct ControlProtocol: OpsProtocol {
 
     /// Runs one request (text without the frame prefix) and returns the response text.
     package func execute(_ request: String) -> String {
-        let lines = request.split(separator: "\n", omittingEmptySubsequences: false).map {
-            $0.hasSuffix("\r") ? String($0.dropLast()) : String($0)
+        // "\r\n" is one Character in Swift, so it is a separator of its own.
+        let lines = request.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+        let command = (lines.first.map(Self.trimmed) ?? "").uppercased()
+        let arguments = lines.dropFirst().map(Self.trimmed)
+        func argument(_ position: Int) throws(ControlError) -> String {
+            guard position < arguments.count, !arguments[position].isEmpty else {
+                throw ControlError("Missing argument at position \(position)")
+            }
+            return arguments[position]
         }
-        let command = lines.first?.trimmingSpaces ?? ""
-        let arguments = Array(lines.dropFirst())
-        func argument(_ index: Int, _ name: String) -> Result<String, ControlError> {
-            index < arguments.count && !arguments[index].isEmpty ? .success(arguments[index]) : .failure(ControlError("missing argument: \(name)"))
-        }
-        do {
+        do throws(ControlError) {
             switch command {
             case "LIST_ROOMS":
-                let lines = handle.roomIDs.map { "\($0): \(handle.roomClientCount($0) ?? 0) clients" }
-                return (["OK"] + lines).joined(separator: "\n")
+                return "OK\n" + handle.roomIDs.map { "\($0): \(handle.roomClientCount($0) ?? 0) clients\n" }.joined()
             case "CREATE_ROOM":
-                let id = try argument(0, "room ID").get()
-                do {
+                let id = try argument(0)
+                do throws(ServerError) {
                     try handle.createRoom(id)
-                    return "OK"
+                    return "OK\nRoom '\(id)' created"
+                } catch .roomAlreadyExists {
+                    return "ERROR\nRoom '\(id)' already exists"
                 } catch {
                     return "ERROR\n\(error)"
                 }
             case "DELETE_ROOM":
-                let id = try argument(0, "room ID").get()
-                return handle.deleteRoom(id) ? "OK" : "ERROR\nroom not found: \(id)"
+                let id = try argument(0)
+                return handle.deleteRoom(id) ? "OK\nRoom '\(id)' deleted" : Self.roomNotFound(id)
             case "ROOM_CLIENTS":
-                let id = try argument(0, "room ID").get()
-                guard let clients = handle.roomClients(id) else { return "ERROR\nroom not found: \(id)" }
-                return (["OK"] + clients.map { $0.uuidString.lowercased() }).joined(separator: "\n")
+                let id = try argument(0)
+                guard let clients = handle.roomClients(id) else { return Self.roomNotFound(id) }
+                return "OK\nClients in '\(id)':\n" + clients.map { $0.uuidString.lowercased() + "\n" }.joined()
             case "METRICS":
                 let totals = handle.workerStatistics.reduce(WorkerStatistics(), +)
-                let uptime = ContinuousClock.now - startedAt
-                return [
-                    "OK",
-                    "connections=\(totals[.connectionsAccepted])",
-                    "rooms=\(handle.roomCount)",
-                    "clients=\(handle.clientCount)",
-                    "uptime=\(uptime.components.seconds)",
-                ].joined(separator: "\n")
+                let hours = (ContinuousClock.now - startedAt).components.seconds / 3600
+                return "OK\nconnections=\(totals[.connectionsAccepted])\nrooms=\(handle.roomCount)\nclients=\(handle.clientCount)\nuptime=\(hours)hrs"
             case "ROOM_META_GET":
-                let id = try argument(0, "room ID").get()
-                let key = try argument(1, "key").get()
-                guard handle.roomExists(id) else { return "ERROR\nroom not found: \(id)" }
-                guard let value = handle.roomMeta(id, key: key) else { return "ERROR\nno value for key: \(key)" }
+                let id = try argument(0)
+                let key = try argument(1)
+                guard handle.roomExists(id) else { return Self.roomNotFound(id) }
+                guard let value = handle.roomMeta(id, key: key) else { return "ERROR\nKey '\(key)' not set in room '\(id)'" }
                 return "OK\n\(value)"
             case "ROOM_META_SET":
-                let id = try argument(0, "room ID").get()
-                let key = try argument(1, "key").get()
-                let value = arguments.count > 2 ? arguments[2...].joined(separator: "\n") : ""
-                return handle.setRoomMeta(id, key: key, value: value) ? "OK" : "ERROR\nroom not found: \(id)"
-            case "":
-                return "ERROR\nempty request"
+                let id = try argument(0)
+                let key = try argument(1)
+                // The value is the rest of the request: it may be empty or span lines.
+                let value = arguments.dropFirst(2).joined(separator: "\n")
+                return handle.setRoomMeta(id, key: key, value: value) ? "OK\nRoom '\(id)' key '\(key)' set" : Self.roomNotFound(id)
             default:
-                return "ERROR\nunknown command: \(command)"
+                return "ERROR\nUnknown command: \(command)"
             }
         } catch {
             return "ERROR\n\(error.message)"
         }
+    }
+
+    private static func roomNotFound(_ id: String) -> String { "ERROR\nRoom '\(id)' not found" }
+
+    /// Without surrounding whitespace, `\r` included (requests typed with CRLF line ends).
+    private static func trimmed(_ text: Substring) -> String {
+        String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 
     package static func frame(_ text: String) -> [UInt8] {
@@ -123,10 +130,4 @@ package struct ControlProtocol: OpsProtocol {
 struct ControlError: Error {
     let message: String
     init(_ message: String) { self.message = message }
-}
-
-extension StringProtocol {
-    var trimmingSpaces: String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-    }
 }

@@ -35,7 +35,9 @@ package final class OpsServer: Sendable {
     /// Listener tokens count down from just below the wake token; sessions use
     /// `endpoint << 32 | fd`, far below them.
     private static func listenerToken(_ endpoint: Int) -> UInt64 { UInt64.max - 1 - UInt64(endpoint) }
-    private static let maxInput = 1 << 20
+    /// A backstop only: each protocol enforces its own, tighter limit (a control frame of 1 MiB
+    /// must still fit, with a read's worth of the next one).
+    private static let maxInput = 2 << 20
 
     /// Binds every endpoint; nothing is left open on failure.
     package init(endpoints: [(address: SocketAddress, handler: any OpsProtocol)]) throws(SystemError) {

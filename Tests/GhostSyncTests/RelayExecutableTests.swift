@@ -9,78 +9,31 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// A running `ghost-sync relay` child process on ephemeral loopback ports.
-private final class RelayProcess {
-    let process: Subprocess
-    let relay: String
-    let control: String
-    let metrics: String
-
-    init(_ extra: [String] = []) throws {
-        process = try Subprocess("ghost-sync", ["relay", "--bind", "127.0.0.1:0", "--control", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--workers", "2"] + extra)
-        let line = try process.readLine()
-        let fields = Dictionary(uniqueKeysWithValues: line.split(separator: " ").dropFirst(2).compactMap { field -> (String, String)? in
-            let parts = field.split(separator: "=", maxSplits: 1)
-            return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
-        })
-        guard line.hasPrefix("ghost-sync ready"), let relay = fields["relay"], let control = fields["control"], let metrics = fields["metrics"] else {
-            throw TimedOut(what: "the ready line, got: \(line)")
-        }
-        self.relay = relay
-        self.control = control
-        self.metrics = metrics
-    }
-
-    var relayPort: UInt16 { UInt16(relay.split(separator: ":").last!)! }
-
-    func control(_ lines: String...) throws -> [String] {
-        try ControlClient(address: control).request(lines)
-    }
-
-    /// GET `path` on the metrics endpoint: status and body.
-    func get(_ path: String) throws -> (Int, String) {
-        let client = try RawClient(port: UInt16(metrics.split(separator: ":").last!)!)
-        try client.sendRaw(Array("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
-        let response = try client.readAll()
-        let status = Int(response.split(separator: " ").dropFirst().first ?? "") ?? 0
-        let body = response.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
-        return (status, body)
-    }
-
-    /// The value of one sample line (`name{labels} value`), summed over matching lines.
-    func metric(_ prefix: String) throws -> Double {
-        let (_, body) = try get("/metrics")
-        return body.split(separator: "\n").filter { $0.hasPrefix(prefix) }.compactMap { Double($0.split(separator: " ").last!) }.reduce(0, +)
-    }
-}
-
 extension Relay {
     @Suite struct RelayExecutableTests {
+        /// Over a real socket, as a script written for the original daemon sees it (every
+        /// answer is checked byte for byte in ControlProtocolTests).
         @Test func controlProtocol() throws {
             let relay = try RelayProcess()
-            #expect(try relay.control("LIST_ROOMS") == ["OK", "deathmatch: 0 clients", "duel: 0 clients", "lobby: 0 clients"])
-            #expect(try relay.control("CREATE_ROOM", "arena") == ["OK"])
-            #expect(try relay.control("CREATE_ROOM", "arena").first == "ERROR")
-            #expect(try relay.control("ROOM_META_SET", "arena", "map", "dust2") == ["OK"])
-            #expect(try relay.control("ROOM_META_GET", "arena", "map") == ["OK", "dust2"])
-            #expect(try relay.control("ROOM_META_GET", "arena", "nope").first == "ERROR")
-            #expect(try relay.control("ROOM_CLIENTS", "arena") == ["OK"])
-            #expect(try relay.control("ROOM_CLIENTS", "nowhere").first == "ERROR")
-            #expect(try relay.control("DELETE_ROOM", "arena") == ["OK"])
-            #expect(try relay.control("DELETE_ROOM", "arena").first == "ERROR")
-            #expect(try relay.control("FLY_TO_THE_MOON") == ["ERROR", "unknown command: FLY_TO_THE_MOON"])
-            #expect(try relay.control("CREATE_ROOM") == ["ERROR", "missing argument: room ID"])
-            let metrics = try relay.control("METRICS")
-            #expect(metrics.first == "OK")
-            #expect(Set(metrics.dropFirst().map { String($0.split(separator: "=").first!) }) == ["connections", "rooms", "clients", "uptime"])
-            // Malformed frames get an ERROR, never a crash: invalid UTF-8, then an oversized length.
+            #expect(try relay.controlText("LIST_ROOMS") == "OK\ndeathmatch: 0 clients\nduel: 0 clients\nlobby: 0 clients\n")
+            #expect(try relay.controlText("create_room\n arena ") == "OK\nRoom 'arena' created")
+            #expect(try relay.controlText("CREATE_ROOM\narena") == "ERROR\nRoom 'arena' already exists")
+            #expect(try relay.controlText("ROOM_CLIENTS\narena") == "OK\nClients in 'arena':\n")
+            #expect(try relay.controlText("DELETE_ROOM\narena") == "OK\nRoom 'arena' deleted")
+            #expect(try relay.controlText("DELETE_ROOM\narena") == "ERROR\nRoom 'arena' not found")
+            #expect(try relay.controlText("fly_to_the_moon") == "ERROR\nUnknown command: FLY_TO_THE_MOON")
+            #expect(try relay.controlText("CREATE_ROOM") == "ERROR\nMissing argument at position 0")
+            #expect(try relay.controlText("METRICS") == "OK\nconnections=0\nrooms=3\nclients=0\nuptime=0hrs")
             let raw = try RawClient(port: UInt16(relay.control.split(separator: ":").last!)!)
             try raw.sendRaw([0, 0, 0, 2, 0xc3, 0x28])
-            #expect(try raw.readFrameText() == "ERROR\nrequest is not valid UTF-8")
-            try raw.sendRaw([0x7f, 0xff, 0xff, 0xff])
-            #expect(try raw.readFrameText().hasPrefix("ERROR\nrequest of"))
-            #expect(try raw.waitForClose())
-            #expect(try relay.control("LIST_ROOMS").first == "OK")  // still serving
+            #expect(try raw.readFrameText() == "ERROR\nInvalid UTF-8")
+            // A frame of exactly 1 MiB is answered; one byte more closes the connection unanswered.
+            let largest = Array("LIST_ROOMS\n".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: (1 << 20) - 11)
+            try raw.sendRaw(ControlProtocol.frame(String(decoding: largest, as: UTF8.self)))
+            #expect(try raw.readFrameText().hasPrefix("OK\ndeathmatch"))
+            try raw.sendRaw([0, 0x10, 0, 1])
+            raw.expectClosedWithoutAFrame()
+            #expect(try relay.controlText("LIST_ROOMS").hasPrefix("OK\n"))  // still serving
         }
 
         @Test func metricsMoveWithTraffic() async throws {
@@ -124,29 +77,49 @@ extension Relay {
             let message = try joiner.readLine()
             #expect(message.hasSuffix(": hello from a script"))
             #expect(try joiner.readLine().hasSuffix(" left"))
-            let json = try Subprocess("ghost-sync", ["send", "lobby", "second", "--addr", relay.relay, "--json"])
+            let json = try Subprocess("ghost-sync", ["send", "lobby", "second", "--json"], environment: ["GHOSTSYNC_ADDR": relay.relay])
             #expect(try json.wait() == 0)
             #expect(json.remainingOutput().contains("\"event\":\"joined\""))
             relay.process.signal(SIGTERM)
             #expect(try relay.process.wait() == 0)
-            #expect(try joiner.wait() == 0)  // the relay closed the connection cleanly
+            #expect(try joiner.wait() == 1)
+            #expect(joiner.stderrText == "Error: the relay closed the connection\n")
         }
 
         @Test func adminSubcommands() throws {
             let relay = try RelayProcess(["--room", "alpha", "--room", "beta", "--rooms", "2"])
-            let rooms = try Subprocess("ghost-sync", ["admin", "rooms", "--control", relay.control])
-            #expect(try rooms.wait() == 0)
-            #expect(rooms.remainingOutput() == "alpha: 0 clients\nbeta: 0 clients\nroom-1: 0 clients\nroom-2: 0 clients\n")
-            #expect(try Subprocess("ghost-sync", ["admin", "create", "gamma", "--control", relay.control]).wait() == 0)
-            #expect(try Subprocess("ghost-sync", ["admin", "create", "gamma", "--control", relay.control]).wait() == 1)
-            #expect(try Subprocess("ghost-sync", ["admin", "meta", "set", "gamma", "mode", "ctf", "--control", relay.control]).wait() == 0)
-            let get = try Subprocess("ghost-sync", ["admin", "meta", "get", "gamma", "mode", "--control", relay.control])
-            #expect(try get.wait() == 0)
-            #expect(get.remainingOutput() == "ctf\n")
-            #expect(try Subprocess("ghost-sync", ["admin", "delete", "gamma", "--control", relay.control]).wait() == 0)
-            let metrics = try Subprocess("ghost-sync", ["admin", "metrics", "--control", relay.control])
-            #expect(try metrics.wait() == 0)
-            #expect(metrics.remainingOutput().contains("rooms=4"))
+            func admin(_ arguments: String..., environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
+                let process = try Subprocess("ghost-sync", ["admin"] + arguments, environment: environment)
+                let status = try process.wait()
+                return (status, process.remainingOutput(), process.stderrText)
+            }
+            let rooms = "alpha: 0 clients\nbeta: 0 clients\nroom-1: 0 clients\nroom-2: 0 clients\n"
+            // The endpoint on the subcommand, on `admin` itself, or in the environment.
+            #expect(try admin("rooms", "--control", relay.control) == (0, rooms, ""))
+            #expect(try admin("--control", relay.control, "rooms") == (0, rooms, ""))
+            #expect(try admin("rooms", environment: ["GHOSTSYNC_CONTROL": relay.control]) == (0, rooms, ""))
+            // The subcommand's wins over admin's, which wins over the environment's.
+            #expect(try admin("--control", "127.0.0.1:1", "rooms", "--control", relay.control) == (0, rooms, ""))
+            #expect(try admin("--control", relay.control, "rooms", environment: ["GHOSTSYNC_CONTROL": "127.0.0.1:1"]) == (0, rooms, ""))
+            #expect(try admin("--control", relay.control, "create", "gamma") == (0, "Room 'gamma' created\n", ""))
+            #expect(try admin("--control", relay.control, "create", "gamma") == (1, "", "Error: Room 'gamma' already exists\n"))
+            #expect(try admin("--control", relay.control, "meta", "set", "gamma", "mode", "ctf") == (0, "Room 'gamma' key 'mode' set\n", ""))
+            #expect(try admin("--control", relay.control, "meta", "get", "gamma", "mode") == (0, "ctf\n", ""))
+            #expect(try admin("meta", "get", "gamma", "mode", "--control", relay.control) == (0, "ctf\n", ""))
+            #expect(try admin("--control", relay.control, "clients", "gamma") == (0, "Clients in 'gamma':\n", ""))
+            #expect(try admin("--control", relay.control, "delete", "gamma") == (0, "Room 'gamma' deleted\n", ""))
+            #expect(try admin("--control", relay.control, "delete", "gamma") == (1, "", "Error: Room 'gamma' not found\n"))
+            #expect(try admin("--control", relay.control, "metrics").output == "connections=0\nrooms=4\nclients=0\nuptime=0hrs\n")
+        }
+
+        @Test func helpShowsDurationsAsTyped() throws {
+            let help = try Subprocess("ghost-sync", ["relay", "--help"])
+            #expect(try help.wait() == 0)
+            let text = help.remainingOutput().split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(text.contains("seconds). (default: 31s)"))
+            #expect(text.contains("pong deadline. (default: 13s)"))
+            #expect(text.contains("sends at once. (default: 0s)"))
+            #expect(!text.contains("DurationArgument"))
         }
 
         @Test func badFlagsExitWithUsage() throws {

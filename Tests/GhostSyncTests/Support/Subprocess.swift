@@ -1,11 +1,13 @@
 import Glibc
 
 /// A child process with its stdout and stderr on pipes, for tests of the `ghost-sync`
-/// executable. Every wait is bounded.
+/// executable. Its stdin is /dev/null, or a pipe the test writes to and keeps open until
+/// `closeStandardInput()`. Every wait is bounded.
 final class Subprocess {
     let pid: pid_t
     private let stdoutFD: Int32
     private let stderrFD: Int32
+    private var stdinFD: Int32?
     private var stdoutBuffer: [UInt8] = []
     private(set) var stderrText = ""
     private var exitStatus: Int32?
@@ -16,16 +18,25 @@ final class Subprocess {
         return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
     }
 
-    /// Runs `executable` from the products directory, or the program at `absolute` if given.
-    init(_ executable: String, _ arguments: [String], absolute: String? = nil) throws {
+    /// Runs `executable` from the products directory, or the program at `absolute` if given;
+    /// with `environment` added to this process's; with stdin on a pipe if `pipingStandardInput`.
+    init(_ executable: String, _ arguments: [String], absolute: String? = nil, environment: [String: String] = [:], pipingStandardInput: Bool = false) throws {
         let path = absolute ?? Self.productsDirectory + "/" + executable
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
-        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw TimedOut(what: "pipes") }
+        var inPipe: [Int32] = [-1, -1]
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0, !pipingStandardInput || pipe(&inPipe) == 0 else { throw TimedOut(what: "pipes") }
+        // Close-on-exec, so no child (this one or a later one) inherits the writing end and
+        // holds the input open after `closeStandardInput()`.
+        if pipingStandardInput { _ = fcntl(inPipe[1], F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if pipingStandardInput {
+            posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
         posix_spawn_file_actions_addclose(&actions, outPipe[0])
@@ -46,18 +57,31 @@ final class Subprocess {
         for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var environmentLines: [String] = []
+        var entry = environ
+        while let line = entry.pointee {
+            let text = String(cString: line)
+            if !environment.keys.contains(String(text.prefix { $0 != "=" })) { environmentLines.append(text) }
+            entry += 1
+        }
+        environmentLines += environment.map { "\($0.key)=\($0.value)" }
+        let envp = environmentLines.map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
         var child = pid_t()
-        let result = posix_spawn(&child, path, &actions, &attributes, argv, environ)
+        let result = posix_spawn(&child, path, &actions, &attributes, argv, envp)
         close(outPipe[1])
         close(errPipe[1])
+        if pipingStandardInput { close(inPipe[0]) }
         guard result == 0 else {
             close(outPipe[0])
             close(errPipe[0])
+            if pipingStandardInput { close(inPipe[1]) }
             throw TimedOut(what: "spawn \(path): errno \(result)")
         }
         pid = child
         stdoutFD = outPipe[0]
         stderrFD = errPipe[0]
+        stdinFD = pipingStandardInput ? inPipe[1] : nil
     }
 
     deinit {
@@ -68,6 +92,40 @@ final class Subprocess {
         }
         close(stdoutFD)
         close(stderrFD)
+        closeStandardInput()
+    }
+
+    /// Writes `text` to the child's stdin pipe (a few lines fit the pipe: this never waits).
+    func writeStandardInput(_ text: String) throws {
+        guard let stdinFD else { throw TimedOut(what: "a stdin pipe (spawn with pipingStandardInput)") }
+        // A child that is gone makes write(2) raise SIGPIPE, which would end the test runner:
+        // block it on this thread, and take the pending signal before unblocking (EPIPE remains).
+        var pipeSignal = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        var previousMask = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &pipeSignal, &previousMask)
+        defer {
+            var now = timespec(tv_sec: 0, tv_nsec: 0)
+            while sigtimedwait(&pipeSignal, nil, &now) == SIGPIPE {}
+            pthread_sigmask(SIG_SETMASK, &previousMask, nil)
+        }
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { write(stdinFD, $0.baseAddress! + written, bytes.count - written) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw TimedOut(what: "writing to stdin: errno \(errno)")
+            }
+            written += count
+        }
+    }
+
+    /// Closes the stdin pipe: the child reads the end of its input.
+    func closeStandardInput() {
+        if let stdinFD { close(stdinFD) }
+        stdinFD = nil
     }
 
     /// The next line on stdout, waiting at most `timeout`.
