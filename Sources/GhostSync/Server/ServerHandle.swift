@@ -36,7 +36,8 @@ public final class ServerHandle: Sendable {
     /// Workers, their CPUs and NUMA nodes.
     public var topology: ServerTopology { core.topology }
 
-    /// The worker (shard) that owns `roomID`: FNV-1a 64 of its UTF-8 bytes modulo the workers.
+    /// The worker (shard) that owns `roomID`: `fmix64(FNV-1a-64(UTF-8 bytes))`, reduced to the
+    /// worker count by a multiply-high (docs/architecture.md, invariant 10). Stable across runs.
     public func shard(of roomID: String) -> Int { core.shardMap.shard(of: roomID) }
 
     /// Each worker's counters (index = worker), as of its latest loop iteration. Sum them for
