@@ -2,6 +2,12 @@ import Glibc
 import Testing
 @testable import GhostSync
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// Open descriptors of this process (the suite is serialized, so only our server changes it).
 /// The shared client reactor's own epoll descriptor lives as long as the process: started here.
 private func openDescriptors() -> Set<String> {
@@ -115,6 +121,53 @@ extension Relay {
             await #expect(throws: ServerError.self) { _ = try await ShardedServer.builder().workers(0).build().run() }
             await #expect(throws: ServerError.self) { _ = try await ShardedServer.builder().channelCapacity(0).build().run() }
             await #expect(throws: ServerError.self) { _ = try await ShardedServer.builder().pingInterval(.zero).build().run() }
+        }
+
+        /// Issue 10, defect 3: shutdown landing in a cross-shard join storm. Connections posted
+        /// to a worker that has already stopped used to have only their descriptor closed: no
+        /// `onDisconnect`, and the client count, directory entry and per-IP slot never released.
+        /// Every accepted connection gets exactly one `onDisconnect`; every count returns to zero.
+        @Test(arguments: [2, 4])
+        func shutdownDuringAJoinStormEndsEveryConnectionOnce(workers: Int) async throws {
+            let rooms = (0..<workers).map { roomID(onShard: $0, of: workers) }
+            // Each client bounces between every shard: one write of many JoinRoom frames, which
+            // the workers hand the connection along for without further input.
+            var storm: [UInt8] = []
+            for round in 0..<400 { storm += ClientWire.joinRoom(rooms[round % workers]).encodedFrame() }
+            var stranded = 0
+            for _ in 0..<5 {
+                let handler = RecordingHandler()
+                let handle = try await ShardedServer.builder()
+                    .bind("127.0.0.1:0").workers(workers).handler(handler).maxConnectionsPerIP(10_000).build().run()
+                for room in rooms { try handle.createRoom(room) }
+                var sockets: [RawClient] = []
+                for _ in 0..<30 {
+                    let socket = try RawClient(port: handle.localAddress.port)
+                    try socket.sendRaw(storm)
+                    sockets.append(socket)
+                }
+                try await eventually {
+                    handle.workerStatistics.reduce(WorkerStatistics(), +)[.handoffsOut] >= 200
+                }
+                await handle.shutdown()
+                let totals = handle.workerStatistics.reduce(WorkerStatistics(), +)
+                stranded += totals[.handoffsOut] - totals[.handoffsIn]
+
+                let events = handler.log.events
+                let connects = events.filter { if case .connect = $0 { return true } else { return false } }.count
+                let disconnected = events.compactMap { event -> UUID? in
+                    if case .disconnect(let id, _) = event { return id } else { return nil }
+                }
+                #expect(connects == sockets.count)
+                #expect(disconnected.count == connects, "\(connects) accepted, \(disconnected.count) onDisconnect")
+                #expect(Set(disconnected).count == disconnected.count, "a connection ended twice")
+                #expect(events.last == .shutdown)
+                #expect(handle.clientCount == 0)
+                #expect(handle.core.clients.count == 0)
+                #expect(handle.core.connectionsPerIP.withLock { $0.isEmpty })
+            }
+            // How often shutdown caught a connection in a mailbox (the case this test is for).
+            print("join storm: \(stranded) handoffs stranded at shutdown over 5 rounds on \(workers) workers")
         }
 
         @Test func ipv6Loopback() async throws {

@@ -82,10 +82,12 @@ final class Connection {
     var id: UUID { record.id }
     var address: SocketAddress { record.address }
 
-    /// Closes the socket of a connection stranded in a mailbox after its worker stopped.
-    func discardAfterShutdown() {
-        guard !isClosed else { return }
+    /// Closes the socket of a connection stranded in a mailbox after its worker stopped; true
+    /// the first time (the caller then releases what the connection held).
+    func closeStranded() -> Bool {
+        guard !isClosed else { return false }
         isClosed = true
         Syscall.close(fd)
+        return true
     }
 }

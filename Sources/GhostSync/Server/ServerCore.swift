@@ -44,6 +44,19 @@ final class ServerCore: Sendable {
         }
     }
 
+    /// Ends a connection that was in a mailbox when its target worker stopped (shutdown landing
+    /// in a cross-shard join): it already left its room (so `onLeave` ran) on the worker that
+    /// handed it off. Closes it and releases everything `Worker.close` would, so every accepted
+    /// connection gets exactly one `onDisconnect` and the counts return to zero. Runs on the
+    /// thread that closes the mailbox (`ServerHandle.shutdown`), after every worker stopped.
+    func endStranded(_ connection: Connection) {
+        guard connection.closeStranded() else { return }
+        clients.remove(connection.id)
+        releaseIP(connection.address)
+        connectionCount.wrappingSubtract(1, ordering: .releasing)
+        handler.onDisconnect(clientID: connection.id, address: connection.address, reason: .connectionClosed)
+    }
+
     func releaseIP(_ address: SocketAddress) {
         guard configuration.maxConnectionsPerIP != nil else { return }
         connectionsPerIP.withLock { counts in

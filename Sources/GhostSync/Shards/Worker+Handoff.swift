@@ -26,7 +26,7 @@ extension Worker {
         #if DEBUG
         connection.owner = nil
         #endif
-        core.mailboxes[target].post(.adopt(Handoff(connection: connection)))
+        core.mailboxes[target].post(.adopt(Handoff(connection: connection, core: core)))
     }
 
     /// Receiving side: register, restore queued output and timers, finish the join, then

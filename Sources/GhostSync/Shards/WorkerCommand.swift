@@ -7,10 +7,12 @@ package enum WorkerCommand: Sendable {
     /// Close everything and leave the loop.
     case stop
 
-    /// Releases what a command holds when it will never be run (a mailbox torn down after stop).
+    /// Releases what a command holds when it will never be run (a mailbox torn down after its
+    /// worker stopped). A connection in transit is ended like any other: its one `onDisconnect`
+    /// and its counts released (`ServerCore.endStranded`).
     package func discard() {
         if case .adopt(let handoff) = self {
-            handoff.connection.discardAfterShutdown()
+            handoff.core.endStranded(handoff.connection)
         }
     }
 }
@@ -24,4 +26,6 @@ package enum WorkerCommand: Sendable {
 /// hands its state over whole.
 package struct Handoff: @unchecked Sendable {
     let connection: Connection
+    /// For ending the connection if the target worker has stopped (`WorkerCommand.discard`).
+    let core: ServerCore
 }
