@@ -64,6 +64,10 @@ package struct LoggingHandler: ServerHandler {
         logger.info("room deleted", metadata: ["room": "\(roomID)"])
     }
 
+    package func onWorkerFailed(_ worker: Int, reason: String) {
+        logger.critical("worker failed: its shard refuses joins until the relay is restarted; /healthz now answers 503", metadata: ["worker": "\(worker)", "reason": "\(reason)"])
+    }
+
     package func onDisconnect(clientID: UUID, address: SocketAddress, reason: DisconnectReason) {
         // Frames dropped since the last rate-limited line are reported now, not lost.
         if let window = drops.withLock({ $0.removeValue(forKey: clientID) }), window.dropped > 0 {

@@ -37,7 +37,7 @@ package final class RelayMetrics: Sendable {
         .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsRateLimited, labels: [("reason", "rate_limited")]),
     ]
 
-    private let handle: ServerHandle
+    let handle: ServerHandle
     private let registry: PrometheusCollectorRegistry
     /// [worker][spec] counters, and the worker statistics they were last advanced to.
     private let counters: [[Prometheus.Counter]]
@@ -152,6 +152,13 @@ package struct MetricsEndpoint: OpsProtocol {
         case "/metrics":
             return (Self.response(200, "OK", metrics.scrape(), type: "text/plain; version=0.0.4; charset=utf-8", headOnly: method == "HEAD"), true)
         case "/healthz":
+            // Unhealthy once a worker's event loop has failed: its shard refuses joins until
+            // the process is restarted (see `WorkerFailure`).
+            let failures = metrics.handle.failedWorkers
+            if !failures.isEmpty {
+                let body = "unhealthy\n" + failures.map { "\($0)\n" }.joined()
+                return (Self.response(503, "Service Unavailable", body, headOnly: method == "HEAD"), true)
+            }
             return (Self.response(200, "OK", "ok\n", headOnly: method == "HEAD"), true)
         default:
             return (Self.response(404, "Not Found", "not found: try /metrics or /healthz\n"), true)

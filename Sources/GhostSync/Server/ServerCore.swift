@@ -16,6 +16,10 @@ final class ServerCore: Sendable {
     let connectionCount = Atomic<Int>(0)
     /// Open connections per client IP, kept only when `maxConnectionsPerIP` is set (accept path).
     let connectionsPerIP = Locked<[String: Int]>([:])
+    /// Workers whose loop failed, by index (see `WorkerFailure`). Read on every cross-shard
+    /// join request only through `isWorkerFailed`, which takes no lock while none has failed.
+    private let failures = Locked<[Int: WorkerFailure]>([:])
+    private let anyWorkerFailed = Atomic<Bool>(false)
     let idleTimeoutMilliseconds: Int64
     let pingIntervalMilliseconds: Int64
 
@@ -32,6 +36,20 @@ final class ServerCore: Sendable {
     }
 
     var shardMap: ShardMap { rooms.shardMap }
+
+    func markFailed(_ failure: WorkerFailure) {
+        failures.withLock { $0[failure.worker] = failure }
+        anyWorkerFailed.store(true, ordering: .releasing)
+    }
+
+    func isWorkerFailed(_ index: Int) -> Bool {
+        guard anyWorkerFailed.load(ordering: .acquiring) else { return false }
+        return failures.withLock { $0[index] != nil }
+    }
+
+    var failedWorkers: [WorkerFailure] {
+        failures.withLock { $0.values.sorted { $0.worker < $1.worker } }
+    }
 
     /// Counts a new connection from `address`; false if its IP is at `maxConnectionsPerIP`.
     func admitIP(_ address: SocketAddress) -> Bool {

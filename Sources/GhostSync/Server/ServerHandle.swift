@@ -44,6 +44,15 @@ public final class ServerHandle: Sendable {
     /// server totals; per-worker values show how evenly the shards are loaded.
     public var workerStatistics: [WorkerStatistics] { core.statistics.map { $0.snapshot() } }
 
+    /// Workers whose event loop failed (empty while the server is healthy). Joins to their
+    /// shards are refused; restart the process to recover them. See `WorkerFailure`.
+    public var failedWorkers: [WorkerFailure] { core.failedWorkers }
+
+    /// Tests only: makes worker `index`'s event loop fail for real.
+    package func injectWorkerFailure(_ index: Int) {
+        core.mailboxes[index].post(.failForTesting)
+    }
+
     // MARK: Rooms
 
     /// Creates a room; joins to it work as soon as this returns.

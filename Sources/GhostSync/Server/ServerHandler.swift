@@ -34,6 +34,9 @@ public protocol ServerHandler: Sendable {
     func onDisconnect(clientID: UUID, address: SocketAddress, reason: DisconnectReason)
     /// The server stopped.
     func onShutdown()
+    /// A worker's event loop failed and its shard is out of service (see `WorkerFailure`).
+    /// Runs on that worker's thread, after its connections were closed.
+    func onWorkerFailed(_ worker: Int, reason: String)
 }
 
 extension ServerHandler {
@@ -46,6 +49,7 @@ extension ServerHandler {
     public func onRoomDelete(_ roomID: String) {}
     public func onDisconnect(clientID: UUID, address: SocketAddress, reason: DisconnectReason) {}
     public func onShutdown() {}
+    public func onWorkerFailed(_ worker: Int, reason: String) {}
 }
 
 /// The handler used when none is set: accepts everything, does nothing.

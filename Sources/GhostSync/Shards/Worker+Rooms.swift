@@ -43,6 +43,10 @@ extension Worker {
             send(.error("room not found: \(roomID)"), to: connection)
             return .proceed
         }
+        guard !core.isWorkerFailed(record.shard) else {
+            send(.error("room unavailable: \(roomID)"), to: connection)
+            return .proceed
+        }
         guard callingHook({ handler.onJoin(clientID: connection.id, roomID: roomID, address: connection.address) }) else {
             send(.error("join rejected"), to: connection)
             return .proceed

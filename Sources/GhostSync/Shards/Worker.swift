@@ -124,7 +124,9 @@ final class Worker {
             do {
                 count = try Syscall.epollWait(epoll.fd, events, capacity: Self.eventCapacity, timeoutMilliseconds: waitTimeout())
             } catch {
-                break  // the epoll descriptor itself failed: nothing more this worker can do
+                // The epoll descriptor itself failed: nothing more this worker can do.
+                fail(WorkerFailure(worker: index, reason: "epoll_wait: \(error)"))
+                return
             }
             let busySince = MonotonicClock.nowNanoseconds()
             now = Int64(busySince / 1_000_000)
@@ -208,6 +210,7 @@ final class Worker {
             case .adopt(let handoff): adopt(handoff.connection)
             case .roomDeleted(let roomID, let generation): markDeleted(roomID, generation: generation)
             case .stop: running = false
+            case .failForTesting: breakEventLoopForTesting()
             }
         }
     }
@@ -416,6 +419,33 @@ final class Worker {
         rooms.removeAll()
         closedSinceFlush.removeAll()
         epoll.close()
+    }
+
+    /// Puts /dev/null where the epoll descriptor was (dup2 closes the epoll instance), so the
+    /// next `epoll_wait` fails with EINVAL and `fail` later closes the descriptor exactly once.
+    private func breakEventLoopForTesting() {
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard devNull >= 0 else { return }
+        dup2(devNull, epoll.fd)
+        Glibc.close(devNull)
+    }
+
+    /// The loop cannot go on (see `WorkerFailure`): refuse joins to this shard from now on, end
+    /// every connection held here and every one on its way here, then say so.
+    private func fail(_ failure: WorkerFailure) {
+        core.markFailed(failure)
+        isShuttingDown = true  // the rooms all end with it: no PlayerLeft to members that are closing too
+        epoll.close()
+        listener.close()
+        for case let connection? in connections where !connection.isClosed {
+            close(connection, reason: .connectionReset)
+        }
+        flushList.removeAll()
+        closedSinceFlush.removeAll()
+        rooms.removeAll()
+        mailbox.close()  // a handoff already posted here, or posted later, is ended (`endStranded`)
+        published.publish(statistics)
+        callingHook { handler.onWorkerFailed(index, reason: failure.reason) }
     }
 
     /// Longest a shutdown waits for clients to close their side, in milliseconds.

@@ -6,6 +6,9 @@ package enum WorkerCommand: Sendable {
     case roomDeleted(roomID: String, generation: UInt64)
     /// Close everything and leave the loop.
     case stop
+    /// Tests only: make the worker's event loop fail for real (its epoll descriptor is replaced
+    /// by /dev/null, so the next `epoll_wait` returns EINVAL).
+    case failForTesting
 
     /// Releases what a command holds when it will never be run (a mailbox torn down after its
     /// worker stopped). A connection in transit is ended like any other: its one `onDisconnect`

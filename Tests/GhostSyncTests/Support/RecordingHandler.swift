@@ -18,6 +18,7 @@ enum HookEvent: Equatable, Sendable {
     case roomDelete(String)
     case disconnect(UUID, DisconnectReason)
     case shutdown
+    case workerFailed(Int, String)
 }
 
 /// A handler that logs every hook and applies simple, configurable policy.
@@ -52,4 +53,5 @@ struct RecordingHandler: ServerHandler {
     }
 
     func onShutdown() { log.append(.shutdown) }
+    func onWorkerFailed(_ worker: Int, reason: String) { log.append(.workerFailed(worker, reason)) }
 }
