@@ -12,6 +12,16 @@ int gs_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
     return accept4(fd, address, length, flags);
 }
 
+static _Thread_local int current_worker_index = -1;
+
+int gs_current_worker_index(void) {
+    return current_worker_index;
+}
+
+void gs_set_current_worker_index(int index) {
+    current_worker_index = index;
+}
+
 int gs_pin_current_thread(int cpu) {
     if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
     cpu_set_t set;

@@ -11,16 +11,32 @@ import Foundation
 ///
 /// Levels: connects, joins, leaves and clean disconnects at debug; room changes at info;
 /// abnormal disconnects (timeouts, resets, oversized or malformed frames) at notice; frames
-/// dropped for a slow client at warning, at most one line per client per second, carrying the
-/// number dropped since the previous line (the rest is counted, not logged).
+/// dropped for slow clients at warning, at most one line per worker per second, carrying the
+/// frames dropped and the clients they were for since the previous line (every drop is also
+/// counted in `ghostsync_frames_dropped_total`).
+///
+/// The drop counts are per worker (`ShardedServer.currentWorkerIndex`): `onBackpressure` runs
+/// once per dropped frame, exactly when a worker is overloaded, so it must not take a lock
+/// other workers take. Each worker's window has its own lock, which only that worker takes.
 package struct LoggingHandler: ServerHandler {
     private struct DropWindow {
-        var second: Int64
-        var dropped: Int
+        var second: Int64 = 0
+        var dropped = 0
+        var clients: Set<UUID> = []
+        var lastRoomID = ""
+        /// Keeps two workers' windows (separate allocations made back to back) off one cache line.
+        private var padding = InlineArray<12, UInt64>(repeating: 0)
+
+        init(second: Int64 = 0) {
+            self.second = second
+        }
     }
 
+    /// One window per worker (index modulo the count; off-worker calls share the last one).
+    private static let windowCount = 256
+
     let logger: Logger
-    private let drops = Locked<[UUID: DropWindow]>([:])
+    private let windows: [Locked<DropWindow>] = (0..<LoggingHandler.windowCount).map { _ in Locked(DropWindow()) }
 
     package init(logger: Logger) {
         self.logger = logger
@@ -42,18 +58,23 @@ package struct LoggingHandler: ServerHandler {
 
     package func onBackpressure(clientID: UUID, roomID: String) {
         let second = MonotonicClock.nowMilliseconds() / 1000
-        let report: Int? = drops.withLock { drops in
-            var window = drops[clientID] ?? DropWindow(second: second - 1, dropped: 0)
+        let worker = ShardedServer.currentWorkerIndex ?? (Self.windowCount - 1)
+        let report: DropWindow? = windows[worker % Self.windowCount].withLock { window in
             window.dropped += 1
-            defer { drops[clientID] = window }
+            window.clients.insert(clientID)
+            window.lastRoomID = roomID
             guard second > window.second else { return nil }
-            let count = window.dropped
-            window = DropWindow(second: second, dropped: 0)
-            return count
+            defer { window = DropWindow(second: second) }
+            return window
         }
-        if let report {
-            logger.warning("slow client: frames dropped", metadata: ["client": "\(clientID)", "room": "\(roomID)", "dropped": "\(report)"])
-        }
+        if let report { logDrops(report, worker: worker) }
+    }
+
+    private func logDrops(_ window: DropWindow, worker: Int) {
+        logger.warning("slow clients: frames dropped", metadata: [
+            "worker": "\(worker)", "dropped": "\(window.dropped)", "clients": "\(window.clients.count)",
+            "room": "\(window.lastRoomID)",
+        ])
     }
 
     package func onRoomCreate(_ roomID: String) {
@@ -69,10 +90,15 @@ package struct LoggingHandler: ServerHandler {
     }
 
     package func onDisconnect(clientID: UUID, address: SocketAddress, reason: DisconnectReason) {
-        // Frames dropped since the last rate-limited line are reported now, not lost.
-        if let window = drops.withLock({ $0.removeValue(forKey: clientID) }), window.dropped > 0 {
-            logger.warning("slow client: frames dropped", metadata: ["client": "\(clientID)", "dropped": "\(window.dropped)"])
+        // Drops this worker counted since its last line are reported now rather than held
+        // until its next drop.
+        let worker = ShardedServer.currentWorkerIndex ?? (Self.windowCount - 1)
+        let pending: DropWindow? = windows[worker % Self.windowCount].withLock { window in
+            guard window.dropped > 0 else { return nil }
+            defer { window = DropWindow(second: window.second) }
+            return window
         }
+        if let pending { logDrops(pending, worker: worker) }
         let metadata: Logger.Metadata = ["client": "\(clientID)", "address": "\(address)", "reason": "\(reason)"]
         if reason == .connectionClosed {
             logger.debug("client disconnected", metadata: metadata)

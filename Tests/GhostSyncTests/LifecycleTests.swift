@@ -146,6 +146,7 @@ extension Relay {
                     try socket.sendRaw(storm)
                     sockets.append(socket)
                 }
+                try await eventually { handle.clientCount == sockets.count }  // all accepted
                 try await eventually {
                     handle.workerStatistics.reduce(WorkerStatistics(), +)[.handoffsOut] >= 200
                 }

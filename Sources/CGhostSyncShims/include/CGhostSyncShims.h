@@ -35,6 +35,11 @@ int gs_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
 /// Pins the calling thread to one CPU. Returns 0 or an errno value.
 int gs_pin_current_thread(int cpu);
 
+// The index of the GhostSync worker running the calling thread, or -1: a thread-local that
+// Swift cannot declare itself. Set once by each worker thread when it starts.
+int gs_current_worker_index(void);
+void gs_set_current_worker_index(int index);
+
 /// Writes the CPUs of the calling thread's affinity mask into `cpus` (at most `capacity`),
 /// returns how many there are, or -1 with errno set.
 int gs_current_affinity(int *cpus, int capacity);

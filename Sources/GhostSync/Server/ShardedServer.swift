@@ -1,3 +1,4 @@
+import CGhostSyncShims
 import Glibc
 
 /// A room relay server on a thread-per-core engine. Configure it with `builder()`, start it with
@@ -20,6 +21,14 @@ public struct ShardedServer: Sendable {
 
     public static func builder() -> ShardedServerBuilder {
         ShardedServerBuilder()
+    }
+
+    /// The index of the worker whose thread is calling, or nil off worker threads. Hooks run
+    /// on workers, so a handler can keep per-worker state indexed by it and never share it
+    /// between cores (the relay's backpressure log does). A thread-local read: no lock.
+    public static var currentWorkerIndex: Int? {
+        let index = gs_current_worker_index()
+        return index >= 0 ? Int(index) : nil
     }
 
     /// Binds one SO_REUSEPORT listener per worker, starts the pinned worker threads, and returns

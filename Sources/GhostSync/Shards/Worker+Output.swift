@@ -88,6 +88,11 @@ extension Worker {
                 connection.fd, events: Self.readEvents | (wantsWritable ? gs_EPOLLOUT : 0),
                 token: UInt64(connection.slot))
         }
-        connection.record.queueLength.store(connection.outbox.count, ordering: .relaxed)
+        // Published for `ServerHandle` queries only when it changed (nearly always 0 → 0), so
+        // a flush does not write a line other threads read.
+        let queued = connection.outbox.count
+        if connection.record.queueLength.load(ordering: .relaxed) != queued {
+            connection.record.queueLength.store(queued, ordering: .relaxed)
+        }
     }
 }

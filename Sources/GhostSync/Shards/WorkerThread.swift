@@ -54,7 +54,9 @@ enum WorkerThread {
             return
         }
         launch.started.arrive(nil)
+        gs_set_current_worker_index(Int32(launch.index))
         worker.run()
+        gs_set_current_worker_index(-1)
         launch.stopped.arrive(nil)
     }
 }
