@@ -29,6 +29,11 @@ final class ClientDirectory: Sendable {
         stripe(for: id).clients.withLock { $0[id] }
     }
 
+    /// Every connected client's ID (unordered).
+    var allIDs: [UUID] {
+        stripes.flatMap { stripe in stripe.clients.withLock { Array($0.keys) } }
+    }
+
     var count: Int {
         stripes.reduce(0) { total, stripe in total + stripe.clients.withLock { $0.count } }
     }

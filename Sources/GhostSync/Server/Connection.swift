@@ -62,6 +62,12 @@ final class Connection {
     var owner: ObjectIdentifier?
     #endif
 
+    /// Server-side actions: the sequence number of the next one to run, and those that arrived
+    /// ahead of it (a later one can overtake an earlier one that was forwarded). They travel
+    /// with the connection when it moves.
+    var nextActionSequence: UInt64 = 0
+    var earlyActions: [ClientCommand] = []
+
     /// Handoff state: a join approved on the previous worker, completed by the new one.
     var pendingJoin: String?
     /// Handoff state: unsent outgoing bytes, copied privately for the new worker.
@@ -73,6 +79,7 @@ final class Connection {
         self.decoder = FrameDecoder(maxPayload: maxPayload)
         self.lastFrameAt = now
         self.nextPingAt = now + pingInterval
+        record.connection = self
     }
 
     deinit {

@@ -14,6 +14,9 @@ public enum DisconnectReason: Equatable, Sendable, CustomStringConvertible {
     case `protocol`(String)
     /// The client sent more than `maxFramesPerSecond` frames in a second.
     case rateLimited
+    /// The server closed it on purpose (`ServerHandle.disconnect(clientID:reason:)`, the
+    /// control protocol's `KICK`); the text is the reason given.
+    case kicked(String)
 
     public var description: String {
         switch self {
@@ -24,6 +27,7 @@ public enum DisconnectReason: Equatable, Sendable, CustomStringConvertible {
         case .payloadTooLarge: return "payload too large"
         case .protocol(let reason): return "protocol error: \(reason)"
         case .rateLimited: return "rate limited (too many frames per second)"
+        case .kicked(let reason): return reason.isEmpty ? "kicked" : "kicked: \(reason)"
         }
     }
 }

@@ -69,6 +69,7 @@ final class ServerCore: Sendable {
     /// thread that closes the mailbox (`ServerHandle.shutdown`), after every worker stopped.
     func endStranded(_ connection: Connection) {
         guard connection.closeStranded() else { return }
+        connection.record.owner.store(-1, ordering: .releasing)
         clients.remove(connection.id)
         releaseIP(connection.address)
         connectionCount.wrappingSubtract(1, ordering: .releasing)

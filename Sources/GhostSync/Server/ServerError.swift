@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// Errors from starting a server or managing rooms.
 public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The bind address does not parse or resolve.
@@ -10,6 +16,13 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
     case startFailed(SystemError)
     /// `createRoom` for an ID that exists.
     case roomAlreadyExists(String)
+    /// A server-side message for a room that does not exist.
+    case roomNotFound(String)
+    /// A server-side message or disconnect for a client that is not connected.
+    case clientNotFound(UUID)
+    /// A server-side message larger than the clients' limit (`maxPayload` less the 12 bytes a
+    /// client's own Broadcast frame needs), so that it reaches clients configured like the server.
+    case messageTooLarge(length: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -22,6 +35,9 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
             return "cannot listen on \(address): \(error)"
         case .startFailed(let error): return "cannot start the server: \(error)"
         case .roomAlreadyExists(let roomID): return "room already exists: \(roomID)"
+        case .roomNotFound(let roomID): return "room not found: \(roomID)"
+        case .clientNotFound(let clientID): return "client not found: \(clientID)"
+        case .messageTooLarge(let length, let limit): return "message of \(length) bytes exceeds the limit of \(limit) bytes"
         }
     }
 }

@@ -181,6 +181,62 @@ public final class ServerHandle: Sendable {
         core.clients.record(clientID)?.state.withLock { $0.metadata.modify(type, body) } ?? nil
     }
 
+    // MARK: Server-side messages
+
+    /// The sender ID of frames the server itself sends (`broadcast(roomID:data:)`,
+    /// `send(clientID:data:)`): the nil UUID, 16 zero bytes. No client ever has it.
+    public static let serverID = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+
+    /// The largest `data` a server-side message may carry: what a client's own Broadcast may
+    /// carry (`maxPayload` less its 12-byte tag and length), so that every client configured
+    /// like the server accepts it.
+    public var maxMessageSize: Int { core.configuration.maxPayload - WireSize.tag - 8 }
+
+    /// Sends `data` to every member of `roomID` as a Broadcast from `serverID`. Encoded once
+    /// on the room's worker and shared by every member's queue, as a client's broadcast is;
+    /// members that are slow lose it like any frame (`onBackpressure`).
+    ///
+    /// Asynchronous: routed to the room's worker through its mailbox (no lock on the relay
+    /// path) and sent on its next loop iteration. Callable from any thread and from hooks.
+    /// Members that join after the call do not get it; a room deleted meanwhile gets nothing.
+    public func broadcast(roomID: String, data: some Collection<UInt8>) throws(ServerError) {
+        guard let record = core.rooms.record(roomID) else { throw .roomNotFound(roomID) }
+        let bytes = try checkedMessage(data)
+        core.mailboxes[record.shard].post(.serverBroadcast(roomID: roomID, generation: record.generation, data: bytes))
+    }
+
+    /// Sends `data` to one client as a Broadcast from `serverID` (whether or not it is in a
+    /// room). Asynchronous like `broadcast(roomID:data:)`: routed to the worker that holds the
+    /// client (followed if it is moving between workers), in order with other server
+    /// messages to it. Callable from any thread and from hooks.
+    public func send(clientID: UUID, data: some Collection<UInt8>) throws(ServerError) {
+        guard let record = core.clients.record(clientID) else { throw .clientNotFound(clientID) }
+        let bytes = try checkedMessage(data)
+        post(.send(bytes), to: record)
+    }
+
+    /// Closes one client's connection, e.g. for a ban or a failed authentication: it gets
+    /// `Error("kicked: REASON")` (if its socket takes it), its room sees `PlayerLeft`, and
+    /// `onDisconnect` runs with `.kicked(reason)`. Asynchronous like `send(clientID:data:)`.
+    public func disconnect(clientID: UUID, reason: String) throws(ServerError) {
+        guard let record = core.clients.record(clientID) else { throw .clientNotFound(clientID) }
+        post(.disconnect(reason: reason), to: record)
+    }
+
+    private func checkedMessage(_ data: some Collection<UInt8>) throws(ServerError) -> [UInt8] {
+        guard data.count <= maxMessageSize else { throw .messageTooLarge(length: data.count, limit: maxMessageSize) }
+        return Array(data)
+    }
+
+    private func post(_ action: ClientAction, to record: ClientRecord) {
+        // A connection in transit names its target already; one that just ended is dropped
+        // there. -1 means it has ended: nothing to do.
+        let owner = record.owner.load(ordering: .acquiring)
+        guard owner >= 0 else { return }
+        let sequence = record.nextActionSequence.wrappingAdd(1, ordering: .relaxed).oldValue
+        core.mailboxes[owner].post(.toClient(ClientCommand(record: record, sequence: sequence, action: action)))
+    }
+
     // MARK: Shutdown
 
     /// Stops accepting, closes every client connection cleanly (they see end-of-stream),

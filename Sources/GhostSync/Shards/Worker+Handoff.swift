@@ -26,6 +26,8 @@ extension Worker {
         #if DEBUG
         connection.owner = nil
         #endif
+        // Last touch: from here the target routes server-side commands for it (`ClientRecord.owner`).
+        connection.record.owner.store(target, ordering: .releasing)
         core.mailboxes[target].post(.adopt(Handoff(connection: connection, core: core)))
     }
 

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 // Joins, leaves and the relay itself. Everything here runs on the worker that owns the room
 // (or, for the first half of a cross-shard join, the worker that holds the connection).
 extension Worker {
@@ -19,15 +25,28 @@ extension Worker {
             return
         }
         if room.memberCount > 1 {
-            let payloadSize = ServerWire.broadcastPayloadSize(dataCount: data.count)
-            let frame = framePool.frame(count: WireSize.framePrefix + payloadSize)
-            var writer = WireWriter(frame.buffer)
-            writer.writeFrameLength(payloadSize)
-            ServerWire.writeBroadcastBody(senderID: sender.id, data: data, into: &writer)
-            room.forEachMember(except: sender) { enqueue(frame, to: $0) }
-            frame.release()
+            fanOut(broadcastFrame(senderID: sender.id, data: data), in: room, except: sender)
         }
         callingHook { handler.onBroadcast(clientID: sender.id, roomID: room.id, data: data) }
+    }
+
+    /// The one fan-out every room message goes through: `frame` (encoded once) is queued for
+    /// every member but `excluded`, then the caller's reference is given up.
+    @inline(__always)
+    func fanOut(_ frame: SharedFrame, in room: LocalRoom, except excluded: Connection? = nil) {
+        room.forEachMember(except: excluded) { enqueue(frame, to: $0) }
+        frame.release()
+    }
+
+    /// A Broadcast frame (from the pool) from `senderID` carrying `data`; the caller owns it.
+    @inline(__always)
+    func broadcastFrame(senderID: UUID, data: UnsafeRawBufferPointer) -> SharedFrame {
+        let payloadSize = ServerWire.broadcastPayloadSize(dataCount: data.count)
+        let frame = framePool.frame(count: WireSize.framePrefix + payloadSize)
+        var writer = WireWriter(frame.buffer)
+        writer.writeFrameLength(payloadSize)
+        ServerWire.writeBroadcastBody(senderID: senderID, data: data, into: &writer)
+        return frame
     }
 
     /// First half of a join, on the worker holding the connection: check, ask the hook, leave
@@ -84,9 +103,7 @@ extension Worker {
         connection.record.setRoomID(roomID)
         send(.joined(clientID: connection.id, roomID: roomID), to: connection)
         if room.memberCount > 1 {
-            let frame = SharedFrame.encoding(.playerJoined(clientID: connection.id), pool: framePool)
-            room.forEachMember(except: connection) { enqueue(frame, to: $0) }
-            frame.release()
+            fanOut(SharedFrame.encoding(.playerJoined(clientID: connection.id), pool: framePool), in: room, except: connection)
         }
     }
 
@@ -101,9 +118,7 @@ extension Worker {
         room.record.removeMember(connection.id)
         connection.record.setRoomID(nil)
         if !room.isEmpty && !isShuttingDown {
-            let frame = SharedFrame.encoding(.playerLeft(clientID: connection.id), pool: framePool)
-            room.forEachMember { enqueue(frame, to: $0) }
-            frame.release()
+            fanOut(SharedFrame.encoding(.playerLeft(clientID: connection.id), pool: framePool), in: room)
         }
         callingHook { handler.onLeave(clientID: connection.id, roomID: room.id) }
     }

@@ -60,6 +60,9 @@ final class Worker {
     @exclusivity(unchecked) var statistics = WorkerStatistics()
     let published: PublishedStatistics
     private var acceptResumesAt: Int64?
+    /// Server-side client actions waiting for their connection's adoption (see
+    /// `retryDeferredClientActions`).
+    var deferredClientActions: [ClientCommand] = []
     #if DEBUG
     /// The worker's thread (it is created on it) and how deep in hook calls it is: the
     /// confinement checks of Worker+Confinement.swift.
@@ -211,8 +214,11 @@ final class Worker {
             case .roomDeleted(let roomID, let generation): markDeleted(roomID, generation: generation)
             case .stop: running = false
             case .failForTesting: breakEventLoopForTesting()
+            case .serverBroadcast(let roomID, let generation, let data): broadcastFromServer(data, roomID: roomID, generation: generation)
+            case .toClient(let command): perform(command)
             }
         }
+        retryDeferredClientActions()
     }
 
     // MARK: Connection table
@@ -240,6 +246,7 @@ final class Worker {
         connections[Int(slot)] = connection
         connection.slot = slot
         connection.wantsWritable = false
+        connection.record.owner.store(index, ordering: .releasing)
         return true
     }
 
@@ -365,6 +372,7 @@ final class Worker {
         assertNotInHook()
         guard !connection.isClosed else { return }
         connection.isClosed = true
+        connection.record.owner.store(-1, ordering: .releasing)
         closedSinceFlush.append(connection)
         leaveRoom(connection)
         unregister(connection)

@@ -6,6 +6,10 @@ package enum WorkerCommand: Sendable {
     case roomDeleted(roomID: String, generation: UInt64)
     /// Close everything and leave the loop.
     case stop
+    /// A broadcast from the server to a room this worker owns (`ServerHandle.broadcast`).
+    case serverBroadcast(roomID: String, generation: UInt64, data: [UInt8])
+    /// Something for one client, to the worker that holds it (forwarded if it has moved).
+    case toClient(ClientCommand)
     /// Tests only: make the worker's event loop fail for real (its epoll descriptor is replaced
     /// by /dev/null, so the next `epoll_wait` returns EINVAL).
     case failForTesting
@@ -18,6 +22,22 @@ package enum WorkerCommand: Sendable {
             handoff.core.endStranded(handoff.connection)
         }
     }
+}
+
+/// What the server does to one client from outside its worker.
+package enum ClientAction: Sendable {
+    /// A Broadcast frame from the server (sender `ServerHandle.serverID`).
+    case send([UInt8])
+    /// Close it (`DisconnectReason.kicked`), after an Error frame with the reason.
+    case disconnect(reason: String)
+}
+
+/// A `ClientAction` and the client it is for.
+package struct ClientCommand: Sendable {
+    let record: ClientRecord
+    /// Position in the client's actions (`ClientRecord.nextActionSequence`).
+    let sequence: UInt64
+    let action: ClientAction
 }
 
 /// A connection in transit between workers.

@@ -29,6 +29,9 @@ public struct WorkerStatistics: Sendable, Equatable {
         case disconnectsPayloadTooLarge
         case disconnectsProtocol
         case disconnectsRateLimited
+        case disconnectsKicked
+        /// Broadcasts the server itself sent to a room (`ServerHandle.broadcast`).
+        case serverBroadcasts
         /// Time spent working (epoll_wait return to the end of the iteration), in nanoseconds.
         case busyNanoseconds
 
@@ -39,7 +42,7 @@ public struct WorkerStatistics: Sendable, Equatable {
         }
     }
 
-    private var values = InlineArray<22, Int>(repeating: 0)
+    private var values = InlineArray<24, Int>(repeating: 0)
     private var loopTimeCounts = InlineArray<9, Int>(repeating: 0)
 
     /// Upper bounds (microseconds) of the loop-iteration time histogram; a last, unbounded
@@ -89,6 +92,7 @@ public struct WorkerStatistics: Sendable, Equatable {
         case .payloadTooLarge: self[.disconnectsPayloadTooLarge] += 1
         case .protocol: self[.disconnectsProtocol] += 1
         case .rateLimited: self[.disconnectsRateLimited] += 1
+        case .kicked: self[.disconnectsKicked] += 1
         }
     }
 }
