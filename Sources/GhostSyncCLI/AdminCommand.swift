@@ -11,7 +11,7 @@ struct AdminCommand: ParsableCommand {
             $GHOSTSYNC_CONTROL. Prints the relay's answer after `OK`; on `ERROR`, prints the \
             reason on stderr and exits 1.
             """,
-        subcommands: [Rooms.self, Create.self, Delete.self, Clients.self, Metrics.self, Meta.self]
+        subcommands: [Rooms.self, Create.self, Delete.self, Clients.self, Metrics.self, Meta.self, Kick.self, Broadcast.self]
     )
 
     @OptionGroup var endpoint: ControlEndpointOptions
@@ -72,6 +72,26 @@ struct AdminCommand: ParsableCommand {
         @ParentCommand var admin: AdminCommand
         @OptionGroup var endpoint: ControlEndpointOptions
         func run() throws { try AdminCommand.perform(["METRICS"], endpoint: endpoint, admin: admin) }
+    }
+
+    struct Kick: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Disconnect a client (it gets Error(\"kicked: REASON\"); its room sees it leave).")
+        @ParentCommand var admin: AdminCommand
+        @OptionGroup var endpoint: ControlEndpointOptions
+        @Argument(help: "The client's ID (as `admin clients ROOM` lists it).") var client: String
+        @Option(help: "Why, sent to the client and logged.") var reason = ""
+        func run() throws { try AdminCommand.perform(["KICK", client, reason], endpoint: endpoint, admin: admin) }
+    }
+
+    struct Broadcast: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send TEXT (as UTF-8 bytes) to every member of ROOM, from the server's ID (all zeros).")
+        @ParentCommand var admin: AdminCommand
+        @OptionGroup var endpoint: ControlEndpointOptions
+        @Argument var room: String
+        @Argument var text: String
+        func run() throws { try AdminCommand.perform(["ROOM_BROADCAST", room, text], endpoint: endpoint, admin: admin) }
     }
 
     struct Meta: ParsableCommand {

@@ -20,6 +20,8 @@ import Foundation
 /// | `METRICS` | `OK\nconnections=N\nrooms=N\nclients=N\nuptime=Hhrs` |
 /// | `ROOM_META_GET\nID\nKEY` | `OK\nVALUE` / `ERROR\nRoom 'ID' not found` / `ERROR\nKey 'KEY' not set in room 'ID'` |
 /// | `ROOM_META_SET\nID\nKEY\nVALUE` | `OK\nRoom 'ID' key 'KEY' set` / `ERROR\nRoom 'ID' not found` |
+/// | `KICK\nCLIENT-ID[\nREASON]` | `OK\nClient 'ID' kicked` / `ERROR\nClient 'ID' not found` / `ERROR\nInvalid client ID: ID` |
+/// | `ROOM_BROADCAST\nID\nTEXT` | `OK\nBroadcast to 'ID': N bytes` / `ERROR\nRoom 'ID' not found` |
 ///
 /// Otherwise: `ERROR\nUnknown command: NAME` (upper-cased), `ERROR\nMissing argument at position
 /// N` (N counts arguments from 0), `ERROR\nInvalid UTF-8`; a frame longer than `maxRequest`
@@ -105,6 +107,33 @@ package struct ControlProtocol: OpsProtocol {
                 // The value is the rest of the request: it may be empty or span lines.
                 let value = arguments.dropFirst(2).joined(separator: "\n")
                 return handle.setRoomMeta(id, key: key, value: value) ? "OK\nRoom '\(id)' key '\(key)' set" : Self.roomNotFound(id)
+            case "KICK":
+                let text = try argument(0)
+                guard let id = UUID(uuidString: text) else { return "ERROR\nInvalid client ID: \(text)" }
+                let reason = arguments.count > 1 ? arguments[1] : ""
+                do throws(ServerError) {
+                    try handle.disconnect(clientID: id, reason: reason)
+                    return "OK\nClient '\(text)' kicked"
+                } catch .clientNotFound {
+                    return "ERROR\nClient '\(text)' not found"
+                } catch {
+                    return "ERROR\n\(error)"
+                }
+            case "ROOM_BROADCAST":
+                let id = try argument(0)
+                // The text is every line after the room, as sent (not trimmed); the request's
+                // final newline ends it rather than belonging to it.
+                var textLines = lines.dropFirst(2).map(String.init)
+                if textLines.count > 1, textLines.last == "" { textLines.removeLast() }
+                let text = textLines.joined(separator: "\n")
+                do throws(ServerError) {
+                    try handle.broadcast(roomID: id, data: Array(text.utf8))
+                    return "OK\nBroadcast to '\(id)': \(text.utf8.count) bytes"
+                } catch .roomNotFound {
+                    return Self.roomNotFound(id)
+                } catch {
+                    return "ERROR\n\(error)"
+                }
             default:
                 return "ERROR\nUnknown command: \(command)"
             }

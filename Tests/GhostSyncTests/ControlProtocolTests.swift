@@ -42,6 +42,41 @@ extension Relay {
             }
         }
 
+        /// Issue 11: the server-side verbs through the control port.
+        @Test(arguments: workerCounts)
+        func kickAndRoomBroadcast(workers: Int) async throws {
+            let handler = RecordingHandler()
+            try await withServer(workers: workers, configure: { $0.handler(handler) }) { handle, port in
+                let control = ControlProtocol(handle: handle, startedAt: .now)
+                let alice = try await Client.local(port)
+                let aliceID = try await alice.joined("lobby")
+                let bob = try await Client.local(port)
+                let bobID = try await bob.joined("lobby")
+                #expect(try await alice.next() == .playerJoined(clientID: bobID))
+
+                #expect(control.execute("ROOM_BROADCAST\nlobby\nround 2 starts\n") == "OK\nBroadcast to 'lobby': 14 bytes")
+                for member in [alice, bob] {
+                    #expect(try await member.next() == .broadcast(senderID: ServerHandle.serverID, data: Array("round 2 starts".utf8)))
+                }
+                // The text is kept as sent: inner newlines and spaces too.
+                #expect(control.execute("ROOM_BROADCAST\nlobby\n two\nlines ") == "OK\nBroadcast to 'lobby': 11 bytes")
+                #expect(try await bob.next() == .broadcast(senderID: ServerHandle.serverID, data: Array(" two\nlines ".utf8)))
+                #expect(control.execute("ROOM_BROADCAST\nnowhere\nhi\n") == "ERROR\nRoom 'nowhere' not found")
+                #expect(control.execute("ROOM_BROADCAST") == "ERROR\nMissing argument at position 0")
+
+                let bobText = bobID.uuidString.lowercased()
+                #expect(control.execute("KICK\n\(bobText)\ncheating\n") == "OK\nClient '\(bobText)' kicked")
+                #expect(try await alice.next() == .broadcast(senderID: ServerHandle.serverID, data: Array(" two\nlines ".utf8)))
+                #expect(try await alice.next() == .playerLeft(clientID: bobID))
+                #expect(await handler.log.first { $0 == .disconnect(bobID, .kicked("cheating")) } != nil)
+                try await eventually { handle.clientCount == 1 }
+                #expect(control.execute("KICK\n\(bobText)\n") == "ERROR\nClient '\(bobText)' not found")
+                #expect(control.execute("KICK\nnot-a-uuid\n") == "ERROR\nInvalid client ID: not-a-uuid")
+                #expect(control.execute("kick") == "ERROR\nMissing argument at position 0")
+                _ = aliceID
+            }
+        }
+
         @Test func uptimeIsInWholeHours() async throws {
             try await withServer(rooms: []) { handle, _ in
                 let started = ContinuousClock.now - .seconds(2 * 3600 + 59 * 60)

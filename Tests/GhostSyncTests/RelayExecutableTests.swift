@@ -110,6 +110,18 @@ extension Relay {
             #expect(try admin("--control", relay.control, "delete", "gamma") == (0, "Room 'gamma' deleted\n", ""))
             #expect(try admin("--control", relay.control, "delete", "gamma") == (1, "", "Error: Room 'gamma' not found\n"))
             #expect(try admin("--control", relay.control, "metrics").output == "connections=0\nrooms=4\nclients=0\nuptime=0hrs\n")
+
+            // Server-side verbs: a member of alpha hears the broadcast, then is kicked.
+            let member = try RawClient(port: relay.relayPort)
+            let memberID = try member.join("alpha")
+            #expect(try admin("--control", relay.control, "broadcast", "alpha", "hello all") == (0, "Broadcast to 'alpha': 9 bytes\n", ""))
+            #expect(try member.receive() == .broadcast(senderID: ServerHandle.serverID, data: Array("hello all".utf8)))
+            #expect(try admin("--control", relay.control, "broadcast", "nowhere", "x") == (1, "", "Error: Room 'nowhere' not found\n"))
+            let id = memberID.uuidString.lowercased()
+            #expect(try admin("--control", relay.control, "kick", id, "--reason", "afk") == (0, "Client '\(id)' kicked\n", ""))
+            #expect(try member.receive() == .error("kicked: afk"))
+            #expect(try member.waitForClose())
+            #expect(try admin("--control", relay.control, "kick", id) == (1, "", "Error: Client '\(id)' not found\n"))
         }
 
         @Test func helpShowsDurationsAsTyped() throws {
