@@ -35,6 +35,8 @@ package final class RelayMetrics: Sendable {
         .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsPayloadTooLarge, labels: [("reason", "payload_too_large")]),
         .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsProtocol, labels: [("reason", "protocol")]),
         .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsRateLimited, labels: [("reason", "rate_limited")]),
+        .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsKicked, labels: [("reason", "kicked")]),
+        .init(name: "ghostsync_server_broadcasts_total", help: "Broadcasts the server itself sent to a room (ServerHandle.broadcast, ROOM_BROADCAST).", counter: .serverBroadcasts),
     ]
 
     let handle: ServerHandle
@@ -100,7 +102,7 @@ package final class RelayMetrics: Sendable {
     private static func disconnects(_ statistics: WorkerStatistics) -> Int {
         statistics[.disconnectsIdleTimeout] + statistics[.disconnectsPingTimeout] + statistics[.disconnectsClosed]
             + statistics[.disconnectsReset] + statistics[.disconnectsPayloadTooLarge] + statistics[.disconnectsProtocol]
-            + statistics[.disconnectsRateLimited]
+            + statistics[.disconnectsRateLimited] + statistics[.disconnectsKicked]
     }
 
     /// The event-loop iteration time histogram. The workers keep its buckets as plain counters,

@@ -150,3 +150,12 @@ private func hex(_ bytes: [UInt8]) -> String {
         }
     }
 }
+
+@Suite struct ServerSenderVector {
+    /// docs/protocol.md, "Beyond the original": a Broadcast from the server.
+    @Test func broadcastFromTheServer() {
+        let frame = ServerWire.broadcast(senderID: ServerHandle.serverID, data: [1, 2]).encodedFrame()
+        let hex = frame.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        #expect(hex == "0000001e" + "06000000" + String(repeating: "00", count: 16) + "0200000000000000" + "0102")
+    }
+}
