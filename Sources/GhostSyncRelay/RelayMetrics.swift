@@ -36,6 +36,8 @@ package final class RelayMetrics: Sendable {
         .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsProtocol, labels: [("reason", "protocol")]),
         .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsRateLimited, labels: [("reason", "rate_limited")]),
         .init(name: "ghostsync_disconnects_total", help: "Client disconnects by reason.", counter: .disconnectsKicked, labels: [("reason", "kicked")]),
+        .init(name: "ghostsync_broadcasts_filtered_total", help: "Client broadcasts a BroadcastFilter dropped or rejected.", counter: .broadcastsFiltered),
+        .init(name: "ghostsync_joins_refused_full_total", help: "Joins refused because the room was at maxClientsPerRoom.", counter: .joinsRefusedFull),
         .init(name: "ghostsync_server_broadcasts_total", help: "Broadcasts the server itself sent to a room (ServerHandle.broadcast, ROOM_BROADCAST).", counter: .serverBroadcasts),
     ]
 

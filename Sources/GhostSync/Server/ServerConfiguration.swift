@@ -31,6 +31,10 @@ public struct ServerConfiguration: Sendable {
     public var flushInterval: Duration = .zero
     /// Longest room ID a client may join, in UTF-8 bytes; longer joins get an `Error`.
     public var maxRoomIDLength = 256
+    /// Most members a room may have; nil (the default) means no limit. Checked on the room's
+    /// worker, where every join of the room completes, so concurrent joins from every shard
+    /// cannot overshoot it; a join past it gets `Error("room full: ID")`.
+    public var maxClientsPerRoom: Int?
     /// Most connections from one IP address at once; nil (the default) means no limit.
     public var maxConnectionsPerIP: Int?
     /// Most frames a connection may send per second; nil (the default) means no limit.
@@ -55,6 +59,7 @@ public struct ServerConfiguration: Sendable {
         if let workers, workers < 1 || workers > 1024 { throw .invalidConfiguration("workers must be 1...1024") }
         if flushInterval < .zero || flushInterval > .seconds(1) { throw .invalidConfiguration("flushInterval must be 0...1 s") }
         if maxRoomIDLength < 1 { throw .invalidConfiguration("maxRoomIDLength must be at least 1") }
+        if let maxClientsPerRoom, maxClientsPerRoom < 1 { throw .invalidConfiguration("maxClientsPerRoom must be at least 1") }
         if let maxConnectionsPerIP, maxConnectionsPerIP < 1 { throw .invalidConfiguration("maxConnectionsPerIP must be at least 1") }
         if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw .invalidConfiguration("maxFramesPerSecond must be at least 1") }
         return self

@@ -73,6 +73,9 @@ final class ServerCore: Sendable {
         clients.remove(connection.id)
         releaseIP(connection.address)
         connectionCount.wrappingSubtract(1, ordering: .releasing)
+        if let roomID = connection.pendingJoin {
+            handler.onJoinFailed(clientID: connection.id, roomID: roomID, reason: .roomUnavailable)
+        }
         handler.onDisconnect(clientID: connection.id, address: connection.address, reason: .connectionClosed)
     }
 

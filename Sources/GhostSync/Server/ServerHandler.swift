@@ -15,10 +15,23 @@ import Foundation
 /// task that awaited `shutdown()`, after every worker has stopped.
 public protocol ServerHandler: Sendable {
     /// A TCP connection arrived. Return false to close it at once (before any per-client state
-    /// exists).
+    /// exists). Called by the default `onConnect(_: ConnectingClient)`.
     func onConnect(_ address: SocketAddress) -> Bool
+    /// A TCP connection arrived, with the client ID it will get; attach metadata with
+    /// `client.setMeta(_:)`. Return false to close it at once. The default calls
+    /// `onConnect(client.address)`: implement one or the other.
+    func onConnect(_ client: ConnectingClient) -> Bool
     /// A client asks to join an existing room. Return false to answer `Error("join rejected")`.
     func onJoin(clientID: UUID, roomID: String, address: SocketAddress) -> Bool
+    /// A join completed on the room's worker: the client is a member, got `Joined`, and the
+    /// others got `PlayerJoined`.
+    func onJoined(clientID: UUID, roomID: String)
+    /// A join that `onJoin` allowed did not complete: the client got `Error` and is in no room
+    /// (it had left its previous one).
+    func onJoinFailed(clientID: UUID, roomID: String, reason: JoinFailure)
+    /// Decides whether each client broadcast is relayed, before the fan-out; nil (the default)
+    /// relays everything and costs the relay path nothing. Read once when the server starts.
+    var broadcastFilter: BroadcastFilter? { get }
     /// A client left a room, by request, by joining another, or by disconnecting.
     func onLeave(clientID: UUID, roomID: String)
     /// A broadcast was relayed to the room. `data` is valid only during the call.
@@ -41,6 +54,10 @@ public protocol ServerHandler: Sendable {
 
 extension ServerHandler {
     public func onConnect(_ address: SocketAddress) -> Bool { true }
+    public func onConnect(_ client: ConnectingClient) -> Bool { onConnect(client.address) }
+    public func onJoined(clientID: UUID, roomID: String) {}
+    public func onJoinFailed(clientID: UUID, roomID: String, reason: JoinFailure) {}
+    public var broadcastFilter: BroadcastFilter? { nil }
     public func onJoin(clientID: UUID, roomID: String, address: SocketAddress) -> Bool { true }
     public func onLeave(clientID: UUID, roomID: String) {}
     public func onBroadcast(clientID: UUID, roomID: String, data: UnsafeRawBufferPointer) {}

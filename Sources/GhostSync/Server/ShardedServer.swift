@@ -147,6 +147,8 @@ public struct ShardedServerBuilder: Sendable {
     public func flushInterval(_ interval: Duration) -> Self { with { $0.flushInterval = interval } }
     /// Longest room ID a client may join, in UTF-8 bytes (default 256).
     public func maxRoomIDLength(_ bytes: Int) -> Self { with { $0.maxRoomIDLength = bytes } }
+    /// Most members per room, enforced atomically on the room's worker (default: no limit).
+    public func maxClientsPerRoom(_ count: Int?) -> Self { with { $0.maxClientsPerRoom = count } }
     /// Most simultaneous connections from one IP address (default: no limit).
     public func maxConnectionsPerIP(_ count: Int?) -> Self { with { $0.maxConnectionsPerIP = count } }
     /// Most frames per second from one connection; over it, the connection is closed with

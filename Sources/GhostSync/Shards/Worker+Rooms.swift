@@ -24,6 +24,19 @@ extension Worker {
             send(.error("room not found: \(room.id)"), to: sender)
             return
         }
+        if let broadcastFilter {
+            switch callingHook({ broadcastFilter.decide(sender.id, room.id, data) }) {
+            case .relay:
+                break
+            case .drop:
+                statistics[.broadcastsFiltered] += 1
+                return
+            case .reject(let text):
+                statistics[.broadcastsFiltered] += 1
+                send(.error(text), to: sender)
+                return
+            }
+        }
         if room.memberCount > 1 {
             fanOut(broadcastFrame(senderID: sender.id, data: data), in: room, except: sender)
         }
@@ -66,6 +79,13 @@ extension Worker {
             send(.error("room unavailable: \(roomID)"), to: connection)
             return .proceed
         }
+        // A full room is refused here, where the client can stay in its current room; the
+        // room's worker checks again, exactly, when the join arrives (`completeJoin`).
+        if maxClientsPerRoom != .max, record.memberCount >= maxClientsPerRoom {
+            statistics[.joinsRefusedFull] += 1
+            send(.error("room full: \(roomID)"), to: connection)
+            return .proceed
+        }
         guard callingHook({ handler.onJoin(clientID: connection.id, roomID: roomID, address: connection.address) }) else {
             send(.error("join rejected"), to: connection)
             return .proceed
@@ -86,6 +106,7 @@ extension Worker {
         // The room may have been deleted while the connection was in transit.
         guard let record = core.rooms.record(roomID), record.shard == index else {
             send(.error("room not found: \(roomID)"), to: connection)
+            callingHook { handler.onJoinFailed(clientID: connection.id, roomID: roomID, reason: .roomNotFound) }
             return
         }
         let room: LocalRoom
@@ -96,6 +117,13 @@ extension Worker {
             room = LocalRoom(record: record)
             rooms[roomID] = room
         }
+        // Every join of this room completes here, on its worker: the capacity check is exact.
+        guard room.memberCount < maxClientsPerRoom else {
+            statistics[.joinsRefusedFull] += 1
+            send(.error("room full: \(roomID)"), to: connection)
+            callingHook { handler.onJoinFailed(clientID: connection.id, roomID: roomID, reason: .roomFull) }
+            return
+        }
         room.add(connection)
         connection.room = room
         statistics[.joins] += 1
@@ -105,6 +133,7 @@ extension Worker {
         if room.memberCount > 1 {
             fanOut(SharedFrame.encoding(.playerJoined(clientID: connection.id), pool: framePool), in: room, except: connection)
         }
+        callingHook { handler.onJoined(clientID: connection.id, roomID: roomID) }
     }
 
     /// Leaves the current room, if any: the others get PlayerLeft, then `onLeave` runs.

@@ -32,6 +32,9 @@ final class Worker {
     let flushInterval: Int64
     private var nextFlushAt: Int64 = 0
     let maxRoomIDLength: Int
+    let maxClientsPerRoom: Int
+    /// The handler's broadcast filter, read once: without one the relay path calls nothing.
+    let broadcastFilter: BroadcastFilter?
 
     /// Connection table; the index is the epoll token.
     @exclusivity(unchecked) var connections: [Connection?] = []
@@ -102,6 +105,8 @@ final class Worker {
         maxFramesPerSecond = core.configuration.maxFramesPerSecond
         flushInterval = core.configuration.flushInterval.wholeMilliseconds
         maxRoomIDLength = core.configuration.maxRoomIDLength
+        maxClientsPerRoom = core.configuration.maxClientsPerRoom ?? .max
+        broadcastFilter = launch.core.handler.broadcastFilter
         now = MonotonicClock.nowMilliseconds()
         wheel = TimerWheel(now: now)
         readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
@@ -288,15 +293,16 @@ final class Worker {
             statistics[.connectionsRefused] += 1
             return
         }
-        guard callingHook({ handler.onConnect(address) }) else {
+        let connection = Connection(
+            fd: fd, id: UUID(), address: address, maxPayload: maxPayload, now: now, pingInterval: pingInterval)
+        guard callingHook({ handler.onConnect(ConnectingClient(record: connection.record)) }) else {
+            connection.isClosed = true
             abandonAdmission(fd: fd, address: address, releasingIP: true)
             statistics[.connectionsRefused] += 1
             return
         }
         statistics[.connectionsAccepted] += 1
         ClientSocket.configure(fd)
-        let connection = Connection(
-            fd: fd, id: UUID(), address: address, maxPayload: maxPayload, now: now, pingInterval: pingInterval)
         guard register(connection) else {
             connection.isClosed = true
             abandonAdmission(fd: fd, address: address, releasingIP: true)

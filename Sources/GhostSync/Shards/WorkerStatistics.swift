@@ -32,6 +32,10 @@ public struct WorkerStatistics: Sendable, Equatable {
         case disconnectsKicked
         /// Broadcasts the server itself sent to a room (`ServerHandle.broadcast`).
         case serverBroadcasts
+        /// Client broadcasts a `BroadcastFilter` dropped or rejected.
+        case broadcastsFiltered
+        /// Joins refused because the room had `maxClientsPerRoom` members.
+        case joinsRefusedFull
         /// Time spent working (epoll_wait return to the end of the iteration), in nanoseconds.
         case busyNanoseconds
 
@@ -42,7 +46,7 @@ public struct WorkerStatistics: Sendable, Equatable {
         }
     }
 
-    private var values = InlineArray<24, Int>(repeating: 0)
+    private var values = InlineArray<26, Int>(repeating: 0)
     private var loopTimeCounts = InlineArray<9, Int>(repeating: 0)
 
     /// Upper bounds (microseconds) of the loop-iteration time histogram; a last, unbounded

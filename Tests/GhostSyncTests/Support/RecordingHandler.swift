@@ -19,6 +19,8 @@ enum HookEvent: Equatable, Sendable {
     case disconnect(UUID, DisconnectReason)
     case shutdown
     case workerFailed(Int, String)
+    case joined(UUID, String)
+    case joinFailed(UUID, String, JoinFailure)
 }
 
 /// A handler that logs every hook and applies simple, configurable policy.
@@ -53,5 +55,7 @@ struct RecordingHandler: ServerHandler {
     }
 
     func onShutdown() { log.append(.shutdown) }
+    func onJoined(clientID: UUID, roomID: String) { log.append(.joined(clientID, roomID)) }
+    func onJoinFailed(clientID: UUID, roomID: String, reason: JoinFailure) { log.append(.joinFailed(clientID, roomID, reason)) }
     func onWorkerFailed(_ worker: Int, reason: String) { log.append(.workerFailed(worker, reason)) }
 }
