@@ -18,7 +18,7 @@ struct RoomSession: Sendable {
         }
         let session = RoomSession(client: client, printer: printer, output: output)
         do {
-            try await client.join(room)
+            try await client.requestJoin(room)
         } catch {
             throw ConnectionEnding(error, lastRelayError: nil)
         }

@@ -8,16 +8,12 @@ let room = CommandLine.arguments.dropFirst(2).first ?? "lobby"
 
 do {
     let client = try await Client.connect(to: address)
-    try await client.join(room)
-
-    // join() sends the request; the answer comes through recv().
-    switch try await client.recv() {
-    case .joined(let clientID, let roomID)?:
-        print("joined \(roomID) as \(clientID)")
-    case .error(let message)?:
+    // join() waits for the relay's answer (requestJoin(_:) only sends).
+    do {
+        let clientID = try await client.join(room)
+        print("joined \(room) as \(clientID)")
+    } catch SyncError.joinRefused(let message) {
         print("join failed: \(message)")
-        exit(1)
-    default:
         exit(1)
     }
 

@@ -31,7 +31,7 @@ extension Relay {
                 #expect(try await alice.next() == .playerLeft(clientID: bobID))
                 try await bob.broadcast([1])
                 #expect(try await bob.next() == .error("not in a room"))
-                try await bob.join("nowhere")
+                try await bob.requestJoin("nowhere")
                 #expect(try await bob.next() == .error("room not found: nowhere"))
             }
         }
@@ -84,6 +84,38 @@ extension Relay {
             await #expect(throws: SyncError.payloadTooLarge(length: 1041, limit: 1040)) { _ = try await client.recvWithin() }
             #expect(try await client.recvWithin() == nil)
             await #expect(throws: SyncError.connectionReset) { try await client.ping() }
+        }
+
+        /// Issue 10: `join` waits for the answer, keeps what arrives first, and times out.
+        @Test func joinWaitsForTheAnswer() async throws {
+            try await withServer(rooms: ["lobby", "arena"]) { _, port in
+                let client = try await Client.local(port)
+                let id = try await client.join("lobby")
+                #expect(client.clientID == id)
+                await #expect(throws: SyncError.joinRefused("room not found: nowhere")) { try await client.join("nowhere") }
+                // Events that arrive before the answer stay for recv(), in order.
+                let other = try await Client.local(port)
+                let otherID = try await other.join("lobby")
+                try await other.broadcast([1])
+                try await other.broadcast([2])
+                #expect(try await client.join("arena") == id)
+                #expect(try await client.next() == .playerJoined(clientID: otherID))
+                #expect(try await client.next() == .broadcast(senderID: otherID, data: [1]))
+                #expect(try await client.next() == .broadcast(senderID: otherID, data: [2]))
+            }
+        }
+
+        @Test func joinTimesOutWhenNoAnswerComes() async throws {
+            let raw = try RawServer()
+            let client = try await Client.builder().connect(to: "127.0.0.1:\(raw.port)")
+            let fd = try raw.accept()
+            defer { Glibc.close(fd) }
+            await #expect(throws: SyncError.timedOut("the answer to joining lobby")) {
+                try await client.join("lobby", timeout: .milliseconds(200))
+            }
+            // Nothing was lost meanwhile: a frame sent now is still received.
+            RawServer.write(fd, ServerWire.joined(clientID: UUID(), roomID: "lobby").encodedFrame())
+            #expect(try await client.next().isJoined)
         }
 
         @Test func defaultMaxPayloadIs256KiB() async throws {
@@ -216,7 +248,7 @@ extension Relay {
                 var clients: [Client] = []
                 for _ in 0..<count {
                     let client = try await Client.local(port)
-                    try await client.join("lobby")
+                    try await client.requestJoin("lobby")
                     clients.append(client)
                 }
                 // Joins on other workers may still be in flight (handoffs): wait until all landed.
@@ -274,6 +306,13 @@ extension Relay {
 extension ServerEvent {
     var isBroadcast: Bool {
         if case .broadcast = self { return true }
+        return false
+    }
+}
+
+extension ServerEvent {
+    var isJoined: Bool {
+        if case .joined = self { return true }
         return false
     }
 }

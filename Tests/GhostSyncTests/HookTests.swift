@@ -147,7 +147,7 @@ extension Relay {
                 handler.handle.withLock { $0 = handle }
                 for room in rooms {
                     let client = try await Client.local(port)
-                    try await client.join(room)
+                    try await client.requestJoin(room)
                     #expect(try await client.next() == .error("room not found: \(room)"))
                     let id = try await client.joined("lobby")
                     #expect(await handler.recorder.log.first { $0 == .joinFailed(id, room, .roomNotFound) } != nil)

@@ -55,7 +55,7 @@ extension Relay {
         @Test func oversizedRoomIDGetsAClearError() async throws {
             try await withServer(configure: { $0.maxRoomIDLength(16) }) { handle, port in
                 let client = try await Client.local(port)
-                try await client.join(String(repeating: "r", count: 17))
+                try await client.requestJoin(String(repeating: "r", count: 17))
                 #expect(try await client.next() == .error("room ID too long: 17 bytes, the limit is 16"))
                 try handle.createRoom(String(repeating: "r", count: 16))
                 _ = try await client.joined(String(repeating: "r", count: 16))
@@ -259,7 +259,7 @@ extension Relay {
                             let client = try await Client.local(port)
                             for hop in 0..<5 {
                                 let room = rooms[(index + hop) % rooms.count]
-                                try await client.join(room)
+                                try await client.requestJoin(room)
                                 // Others' joins and leaves interleave; wait for our own confirmation.
                                 while true {
                                     let event = try await client.next()

@@ -107,7 +107,7 @@ extension Relay {
                 #expect(handle.deleteRoom("lobby"))
                 try await oldA.broadcast(([1]))
                 #expect(try await oldA.next() == .error("room not found: lobby"))
-                try await oldA.join(("lobby"))
+                try await oldA.requestJoin(("lobby"))
                 #expect(try await oldA.next() == .error("room not found: lobby"))
                 #expect(handle.roomClients("lobby") == nil)
 
@@ -146,7 +146,7 @@ extension Relay {
                 let third = try await Client.local(port)
                 _ = try await first.joined("duel")
                 _ = try await second.joined("duel")
-                try await third.join(("duel"))
+                try await third.requestJoin(("duel"))
                 #expect(try await third.next() == .error("join rejected"))
                 #expect(handle.roomClientCount("duel") == 2)
             }

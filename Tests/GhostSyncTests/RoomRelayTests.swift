@@ -26,7 +26,7 @@ extension Relay {
         @Test func joinNonexistentRoom() async throws {
             try await withServer { _, port in
                 let client = try await Client.local(port)
-                try await client.join(("nowhere"))
+                try await client.requestJoin(("nowhere"))
                 #expect(try await client.next() == .error("room not found: nowhere"))
             }
         }
@@ -137,7 +137,7 @@ extension Relay {
             try await withServer(rooms: ["lobby", "vip"], configure: { $0.handler(handler) }) { handle, port in
                 let client = try await Client.local(port)
                 let id = try await client.joined("lobby")
-                try await client.join(("vip"))
+                try await client.requestJoin(("vip"))
                 #expect(try await client.next() == .error("join rejected"))
                 #expect(handle.clientRoom(id) == "lobby")  // a rejected join leaves the client where it was
             }

@@ -41,7 +41,7 @@ extension Relay {
                 // A new client (accepted by a live worker) is told the shard is out of service,
                 // stays connected, and relays through the others as before.
                 let newcomer = try await Client.local(port)
-                try await newcomer.join(deadRoom)
+                try await newcomer.requestJoin(deadRoom)
                 #expect(try await newcomer.next() == .error("room unavailable: \(deadRoom)"))
                 let newcomerID = try await newcomer.joined(liveRoom)
                 #expect(try await live.next() == .playerJoined(clientID: newcomerID))

@@ -19,6 +19,8 @@ import Foundation
 /// Keep receiving (`recv()` or `events`): that is where server pings are answered.
 public final class Client: Sendable {
     let connection: ClientConnection
+    /// Events `join` read while waiting for its answer, for `recv()` to return first.
+    private let early = Locked<[ServerEvent]>([])
 
     init(connection: ClientConnection) {
         self.connection = connection
@@ -44,9 +46,45 @@ public final class Client: Sendable {
     /// The server's address.
     public var remoteAddress: SocketAddress { connection.remote }
 
-    /// Asks to join (or switch to) a room. The answer comes through `recv()`:
+    /// Joins (or switches to) a room and waits for the relay's answer: returns this
+    /// connection's client ID once it confirms, throws `SyncError.joinRefused(text)` when it
+    /// answers with an error (`room not found: R`, `room full: R`, `join rejected`), and
+    /// `SyncError.timedOut` when no answer comes within `timeout`.
+    ///
+    /// Events that arrive before the answer (from the room being left, say) are kept for
+    /// `recv()`, in order. It reads the connection itself: do not call it while another task
+    /// waits in `recv()` or `events`; send with `requestJoin(_:)` there and watch for `.joined`.
+    @discardableResult
+    public func join(_ roomID: String, timeout: Duration = .seconds(10)) async throws -> UUID {
+        try send(.joinRoom(roomID))
+        return try await withThrowingTaskGroup(of: UUID.self) { group in
+            group.addTask {
+                while true {
+                    guard let message = try await self.connection.receive() else { throw SyncError.connectionReset }
+                    if message == .ping {
+                        try? self.send(.pong)
+                        continue
+                    }
+                    guard let event = ServerEvent(message) else { continue }
+                    switch event {
+                    case .joined(let clientID, roomID): return clientID
+                    case .error(let text): throw SyncError.joinRefused(text)
+                    default: self.early.withLock { $0.append(event) }
+                    }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw SyncError.timedOut("the answer to joining \(roomID)")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    /// Asks to join (or switch to) a room without waiting. The answer comes through `recv()`:
     /// `.joined` or `.error`.
-    public func join(_ roomID: String) async throws(SyncError) {
+    public func requestJoin(_ roomID: String) async throws(SyncError) {
         try send(.joinRoom(roomID))
     }
 
@@ -77,6 +115,7 @@ public final class Client: Sendable {
     /// connection failed, and `CancellationError` if the task is cancelled while waiting (no
     /// frame is lost: the next call returns it).
     public func recv() async throws -> ServerEvent? {
+        if let kept = early.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return kept }
         while true {
             guard let message = try await connection.receive() else { return nil }
             if message == .ping {

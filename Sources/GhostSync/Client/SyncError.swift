@@ -14,6 +14,10 @@ public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
     case connectionReset
     /// A system call failed with this errno.
     case io(Int32)
+    /// The relay refused a join (`Client.join`); the text is its Error (`room not found: R`).
+    case joinRefused(String)
+    /// No answer within the time allowed; the text says what was awaited.
+    case timedOut(String)
     /// The address does not parse or resolve.
     case invalidAddress(String)
 
@@ -26,6 +30,8 @@ public enum SyncError: Error, Equatable, Sendable, CustomStringConvertible {
         case .connectionReset: return "connection reset"
         case .io(let code): return "I/O error: \(String(cString: strerror(code))) (errno \(code))"
         case .invalidAddress(let text): return text
+        case .joinRefused(let text): return "join refused: \(text)"
+        case .timedOut(let what): return "timed out waiting for \(what)"
         }
     }
 }

@@ -66,11 +66,6 @@ extension Client {
     /// Joins and waits for `joined`; returns this client's ID.
     func joined(_ roomID: String) async throws -> UUID {
         try await join(roomID)
-        let event = try await next()
-        guard case .joined(let clientID, roomID) = event else {
-            throw TimedOut(what: "joined(\(roomID)), got \(event)")
-        }
-        return clientID
     }
 
     /// A barrier: everything the server sent before the echo has been received by then.
