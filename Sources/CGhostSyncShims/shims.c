@@ -48,10 +48,3 @@ int gs_name_current_thread(const char *name) {
     return pthread_setname_np(pthread_self(), name);
 }
 
-int gs_current_tid(void) {
-    return (int)syscall(SYS_gettid);
-}
-
-int gs_current_cpu(void) {
-    return sched_getcpu();
-}

@@ -47,12 +47,6 @@ int gs_current_affinity(int *cpus, int capacity);
 /// Names the calling thread (at most 15 bytes are kept by Linux). Returns 0 or an errno value.
 int gs_name_current_thread(const char *name);
 
-/// The kernel thread ID of the calling thread.
-int gs_current_tid(void);
-
-/// CPU the calling thread is running on right now, or -1.
-int gs_current_cpu(void);
-
 // The relay's hot syscalls, made with syscall(2) rather than through glibc's wrappers. Those
 // wrappers are pthread cancellation points: in a multi-threaded process each call flips the
 // thread's cancellation state with two atomic read-modify-writes around the syscall, about 1.5 %

@@ -4,23 +4,19 @@ import Synchronization
 /// joins a worker completes for its own rooms take an uncontended lock. A room exists for joins
 /// as soon as `create` returns. No lock here is ever held while a hook runs.
 final class RoomDirectory: Sendable {
-    private final class Stripe: Sendable {
-        let rooms = Locked<[String: RoomRecord]>([:])
-    }
-
     let shardMap: ShardMap
-    private let stripes: [Stripe]
+    private let rooms: StripedDictionary<String, RoomRecord>
     private let generations = Atomic<UInt64>(0)
 
     init(shardMap: ShardMap) {
         self.shardMap = shardMap
-        self.stripes = (0..<shardMap.workerCount).map { _ in Stripe() }
+        self.rooms = StripedDictionary(stripeCount: shardMap.workerCount)
     }
 
     /// Creates the room; nil when a room with this ID exists.
     func create(_ roomID: String) -> RoomRecord? {
         let shard = shardMap.shard(of: roomID)
-        return stripes[shard].rooms.withLock { rooms in
+        return rooms.withStripe(shard) { rooms in
             if rooms[roomID] != nil { return nil }
             let generation = generations.wrappingAdd(1, ordering: .relaxed).newValue
             let record = RoomRecord(id: roomID, generation: generation, shard: shard)
@@ -31,18 +27,14 @@ final class RoomDirectory: Sendable {
 
     /// Removes the room; the removed record, or nil when there was none.
     func delete(_ roomID: String) -> RoomRecord? {
-        stripes[shardMap.shard(of: roomID)].rooms.withLock { $0.removeValue(forKey: roomID) }
+        rooms.withStripe(shardMap.shard(of: roomID)) { $0.removeValue(forKey: roomID) }
     }
 
     func record(_ roomID: String) -> RoomRecord? {
-        stripes[shardMap.shard(of: roomID)].rooms.withLock { $0[roomID] }
+        rooms.withStripe(shardMap.shard(of: roomID)) { $0[roomID] }
     }
 
-    var count: Int {
-        stripes.reduce(0) { total, stripe in total + stripe.rooms.withLock { $0.count } }
-    }
+    var count: Int { rooms.count }
 
-    var roomIDs: [String] {
-        stripes.flatMap { stripe in stripe.rooms.withLock { Array($0.keys) } }.sorted()
-    }
+    var roomIDs: [String] { rooms.keys.sorted() }
 }
