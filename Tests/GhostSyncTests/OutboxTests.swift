@@ -61,4 +61,26 @@ import Testing
         #expect(outbox.takeUnsentBytes() == [3, 4, 5, 6])
         #expect(outbox.count == 0)
     }
+
+    /// Issue 14, S4: one frame at a time needs no storage; the second brings the ring, in order.
+    @Test func oneFrameAtATimeStaysInline() {
+        var outbox = Outbox()
+        for round in 0..<3 {
+            let shared = frame([UInt8(round)])
+            outbox.append(shared)
+            shared.release()
+            #expect(outbox.allocatedSlots == 0)
+            #expect(unsent(&outbox) == [UInt8(round)])
+            outbox.consume(1)
+        }
+        for value: UInt8 in [7, 8, 9] {
+            let shared = frame([value, value])
+            outbox.append(shared)
+            shared.release()
+        }
+        #expect(outbox.allocatedSlots == 16)
+        outbox.consume(3)
+        #expect(unsent(&outbox) == [8, 9, 9])
+        #expect(outbox.takeUnsentBytes() == [8, 9, 9])
+    }
 }

@@ -32,19 +32,19 @@ final class LocalRoom {
 
     func add(_ connection: Connection) {
         if memberCount == capacity { grow() }
-        connection.memberIndex = memberCount
+        connection.memberIndex = Int32(memberCount)
         (members! + memberCount).initialize(to: .passUnretained(connection))
         memberCount += 1
     }
 
     func remove(_ connection: Connection) {
-        let index = connection.memberIndex
+        let index = Int(connection.memberIndex)
         assert(members![index].toOpaque() == Unmanaged.passUnretained(connection).toOpaque(), "memberIndex out of date")
         memberCount -= 1
         if index < memberCount {
             let last = members![memberCount]
             members![index] = last
-            last._withUnsafeGuaranteedRef { $0.memberIndex = index }
+            last._withUnsafeGuaranteedRef { $0.memberIndex = Int32(index) }
         }
         connection.memberIndex = -1
     }

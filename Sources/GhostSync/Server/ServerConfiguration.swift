@@ -53,7 +53,7 @@ public struct ServerConfiguration: Sendable {
     func validated() throws(ServerError) -> ServerConfiguration {
         if maxClients < 1 { throw .invalidConfiguration("maxClients must be at least 1") }
         if maxPayload < 4 || maxPayload > Self.maxPayloadLimit { throw .invalidConfiguration("maxPayload must be 4...\(Self.maxPayloadLimit) bytes") }
-        if channelCapacity < 1 { throw .invalidConfiguration("channelCapacity must be at least 1") }
+        if channelCapacity < 1 || channelCapacity > 1 << 24 { throw .invalidConfiguration("channelCapacity must be 1...16777216 frames") }
         if idleTimeout <= .zero { throw .invalidConfiguration("idleTimeout must be positive") }
         if pingInterval <= .zero { throw .invalidConfiguration("pingInterval must be positive") }
         if let workers, workers < 1 || workers > 1024 { throw .invalidConfiguration("workers must be 1...1024") }

@@ -33,9 +33,10 @@ final class Connection {
             previous?.release()
         }
     }
+    // The small fields are declared together so they share one word (an idle connection's
+    // size is a target: docs/performance.md, S4).
     /// Position in `room.members` (for O(1) removal).
-    @exclusivity(unchecked) var memberIndex = -1
-
+    @exclusivity(unchecked) var memberIndex: Int32 = -1
     /// Index in the owning worker's connection table (also the epoll token).
     @exclusivity(unchecked) var slot: Int32 = -1
     /// Whether EPOLLOUT is registered (only while the socket buffer is full).
@@ -43,13 +44,13 @@ final class Connection {
     /// Whether the connection is on the worker's flush list this iteration.
     @exclusivity(unchecked) var flushQueued = false
     @exclusivity(unchecked) var isClosed = false
+    /// A Ping was sent and its Pong has not come back.
+    @exclusivity(unchecked) var pingOutstanding = false
 
     /// Monotonic milliseconds of the last complete frame received.
     @exclusivity(unchecked) var lastFrameAt: Int64
     /// When the next Ping is due.
     var nextPingAt: Int64
-    /// A Ping was sent and its Pong has not come back.
-    @exclusivity(unchecked) var pingOutstanding = false
     /// Rate limiting (`maxFramesPerSecond`): the current one-second window and its frame count.
     var rateWindowStart: Int64 = 0
     var framesInRateWindow = 0
@@ -62,16 +63,60 @@ final class Connection {
     var owner: ObjectIdentifier?
     #endif
 
+    /// What most connections never need, allocated on first use and dropped when unused again,
+    /// so an idle connection does not carry it (docs/performance.md, S4).
+    final class Extras {
+        var pendingJoin: String?
+        var handoffBytes: [UInt8] = []
+        var nextActionSequence: UInt64 = 0
+        var earlyActions: [ClientCommand] = []
+
+        var isUnused: Bool { pendingJoin == nil && handoffBytes.isEmpty && nextActionSequence == 0 && earlyActions.isEmpty }
+    }
+
+    private var extras: Extras?
+
+    private var ensuredExtras: Extras {
+        if let extras { return extras }
+        let created = Extras()
+        extras = created
+        return created
+    }
+
+    private func dropExtrasIfUnused() {
+        if extras?.isUnused == true { extras = nil }
+    }
+
+    /// Handoff state: a join approved on the previous worker, completed by the new one.
+    var pendingJoin: String? {
+        get { extras?.pendingJoin }
+        set {
+            if newValue != nil || extras != nil { ensuredExtras.pendingJoin = newValue }
+            dropExtrasIfUnused()
+        }
+    }
+
+    /// Handoff state: unsent outgoing bytes, copied privately for the new worker.
+    var handoffBytes: [UInt8] {
+        get { extras?.handoffBytes ?? [] }
+        set {
+            if !newValue.isEmpty || extras != nil { ensuredExtras.handoffBytes = newValue }
+            dropExtrasIfUnused()
+        }
+    }
+
     /// Server-side actions: the sequence number of the next one to run, and those that arrived
     /// ahead of it (a later one can overtake an earlier one that was forwarded). They travel
     /// with the connection when it moves.
-    var nextActionSequence: UInt64 = 0
-    var earlyActions: [ClientCommand] = []
+    var nextActionSequence: UInt64 {
+        get { extras?.nextActionSequence ?? 0 }
+        set { ensuredExtras.nextActionSequence = newValue }
+    }
 
-    /// Handoff state: a join approved on the previous worker, completed by the new one.
-    var pendingJoin: String?
-    /// Handoff state: unsent outgoing bytes, copied privately for the new worker.
-    var handoffBytes: [UInt8] = []
+    var earlyActions: [ClientCommand] {
+        get { extras?.earlyActions ?? [] }
+        set { ensuredExtras.earlyActions = newValue }
+    }
 
     init(fd: Int32, id: UUID, address: SocketAddress, maxPayload: Int, now: Int64, pingInterval: Int64) {
         self.fd = fd

@@ -3,39 +3,72 @@ import Glibc
 /// One client's outgoing frames: a ring of `SharedFrame` references, bounded by
 /// `channelCapacity`, drained with `writev`.
 ///
-/// Memory: no storage at all until the first frame is queued; 16 slots after that; doubling up
-/// to the capacity under a burst. Once drained it keeps up to 64 slots (512 bytes), so a busy
-/// connection does not reallocate on every burst, and gives larger storage back, so an idle
-/// connection stays small. Appending into existing storage allocates nothing.
-/// Invariant: owned by one worker at a time, like the frames it references; `storage[head...]`
-/// (wrapping) holds `count` retained frames, and `headOffset` bytes of the first are written.
+/// Memory: one frame fits inline (`single`), so a connection that never has two frames queued at
+/// once (an idle one, or one that is written out every iteration) allocates nothing. The second
+/// queued frame brings 16 slots; they double up to the capacity under a burst. Once drained the
+/// ring keeps up to 64 slots (512 bytes), so a busy connection does not reallocate on every
+/// burst, and gives larger storage back. Appending into existing storage allocates nothing.
+/// Invariant: owned by one worker at a time, like the frames it references. Without storage,
+/// `count` is 0 or 1 and `single` holds the retained frame; with storage, `storage[head...]`
+/// (wrapping) holds `count` retained frames and `single` is nil. `headOffset` bytes of the first
+/// frame are written.
 package struct Outbox: ~Copyable {
     private var storage: UnsafeMutablePointer<SharedFrame>?
-    private var slots = 0
-    private var head = 0
-    private(set) var count = 0
+    /// The one frame queued while there is no storage.
+    private var single: SharedFrame?
     /// Bytes of the head frame already written to the socket.
     private var headOffset = 0
+    // 32-bit: a queue holds at most `channelCapacity` frames, and an idle connection's size is
+    // a target (docs/performance.md, S4).
+    private var slotCount: UInt32 = 0
+    private var headIndex: UInt32 = 0
+    private var queued: UInt32 = 0
+
+    private var slots: Int {
+        get { Int(slotCount) }
+        set { slotCount = UInt32(newValue) }
+    }
+    private var head: Int {
+        get { Int(headIndex) }
+        set { headIndex = UInt32(truncatingIfNeeded: newValue) }
+    }
+    private(set) var count: Int {
+        get { Int(queued) }
+        set { queued = UInt32(newValue) }
+    }
     private static let initialSlots = 16
     private static let keptSlots = 64
 
     package init() {}
 
     deinit {
-        for index in 0..<count {
-            storage![(head + index) & (slots - 1)].release()
-        }
+        for index in 0..<count { frame(at: index).release() }
         storage?.deallocate()
+    }
+
+    /// The frame `offset` places after the head.
+    @inline(__always)
+    private func frame(at offset: Int) -> SharedFrame {
+        guard let storage else { return single! }
+        return storage[(head + offset) & (slots - 1)]
     }
 
     package var isEmpty: Bool { count == 0 }
 
+    /// Slots of ring storage held (0 while at most one frame has been queued at a time).
+    package var allocatedSlots: Int { slots }
+
     /// Queues a frame (retaining it).
     @inline(__always)
     package mutating func append(_ frame: SharedFrame) {
-        if count == slots { grow() }
-        storage![(head + count) & (slots - 1)] = frame
         frame.retain()
+        if storage == nil && count == 0 {
+            single = frame
+            count = 1
+            return
+        }
+        if storage == nil || count == slots { grow() }
+        storage![(head + count) & (slots - 1)] = frame
         count += 1
     }
 
@@ -45,7 +78,7 @@ package struct Outbox: ~Copyable {
         let used = min(count, limit)
         var total = 0
         for index in 0..<used {
-            let frame = storage![(head + index) & (slots - 1)]
+            let frame = frame(at: index)
             let skip = index == 0 ? headOffset : 0
             vectors[index] = iovec(iov_base: frame.bytes + skip, iov_len: frame.count - skip)
             total += frame.count - skip
@@ -58,7 +91,7 @@ package struct Outbox: ~Copyable {
     package mutating func consume(_ written: Int) {
         var remaining = written
         while remaining > 0 {
-            let frame = storage![head]
+            let frame = frame(at: 0)
             let left = frame.count - headOffset
             if remaining < left {
                 headOffset += remaining
@@ -80,7 +113,7 @@ package struct Outbox: ~Copyable {
     package mutating func takeUnsentBytes() -> [UInt8] {
         var bytes: [UInt8] = []
         for index in 0..<count {
-            let frame = storage![(head + index) & (slots - 1)]
+            let frame = frame(at: index)
             let skip = index == 0 ? headOffset : 0
             bytes.append(contentsOf: UnsafeRawBufferPointer(start: frame.bytes + skip, count: frame.count - skip))
         }
@@ -90,18 +123,25 @@ package struct Outbox: ~Copyable {
 
     @inline(__always)
     private mutating func popHead() {
-        storage![head].release()
+        headOffset = 0
+        guard let storage else {
+            single!.release()
+            single = nil
+            count = 0
+            return
+        }
+        storage[head].release()
         head = (head + 1) & (slots - 1)
         count -= 1
-        headOffset = 0
     }
 
     private mutating func grow() {
         let newSlots = slots == 0 ? Self.initialSlots : slots * 2
         let newStorage = UnsafeMutablePointer<SharedFrame>.allocate(capacity: newSlots)
         for index in 0..<count {
-            (newStorage + index).initialize(to: storage![(head + index) & (slots - 1)])
+            (newStorage + index).initialize(to: frame(at: index))
         }
+        single = nil
         storage?.deallocate()
         storage = newStorage
         slots = newSlots
