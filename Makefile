@@ -84,7 +84,7 @@ perf: deps ## Profile the relay under SCENARIO (S1 default, S2, S3) with perf: t
 	$(SWIFT) build -c release --product ghost-sync
 	SCENARIO=$(SCENARIO) Benchmarks/perf.sh
 
-compare: deps ## Scenarios S1 S2 S3 L1 S4 against GhostSync, Redis and NATS, pinned, side by side
+compare: deps ## Scenarios S1 S1h S2 S2h S3 L1 S4 against GhostSync, Redis and NATS, pinned, side by side; flags SATURATED servers
 	@for pkg in redis-server nats-server; do dpkg -s $$pkg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; done
 	$(SWIFT) build -c release --product ghost-sync
 	Benchmarks/compare.sh $(SCENARIOS)
