@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Scaling harness (`make scale`). On a host whose affinity mask holds C CPUs it runs the relay
 # with W = 1, 2, 4, … ≤ C/2 workers pinned to the first W CPUs (the whole relay process confined
-# to them) and `ghost-sync bench` with C − W threads on the other CPUs, S1-shaped load per worker
-# (CLIENTS_PER_WORKER clients over ROOMS_PER_WORKER rooms each, RATE Hz per client), everything on
-# 127.0.0.1, every run bounded in time, every relay stopped by its PID. For each W it prints, over
-# the measured window: each worker's deliveries per CPU-second of its thread (frames queued, from
-# the relay's /metrics, over the CPU time of `ghost-wN` from /proc), their total, the scaling
-# efficiency total ÷ (W × the W = 1 total), handoffs per second and cross-worker messages per
-# delivery (0 once every client has joined). Raw JSON lines, one per W (and one per skipped W),
-# go to $OUT.
+# to them) and `ghost-sync bench` with C − W threads (at most 64) on the other CPUs, S1-shaped
+# load per worker (CLIENTS_PER_WORKER clients over ROOMS_PER_WORKER rooms each, RATE Hz per
+# client), everything on 127.0.0.1, every run bounded in time, every relay stopped by its PID.
+# For each W it prints, over the measured window: each worker's deliveries per CPU-second of its
+# thread (frames queued, from the relay's /metrics, over the CPU time of `ghost-wN` from /proc),
+# their total, the scaling efficiency total ÷ (W × the W = 1 total), handoffs per second and
+# cross-worker messages per delivery (0 once every client has joined). Raw JSON lines, one per W
+# (and one per skipped W), go to $OUT.
 #
 #   Benchmarks/scale.sh                            (W = 1, 2, 4, … ≤ C/2)
 #   WORKERS="1 2 4 8" DURATION=10s RATE=20 taskset -c 0-31 Benchmarks/scale.sh
@@ -71,7 +71,7 @@ for W in $WORKERS; do
   fi
   relay_cpus=$(join_cpus "${CPUS[@]:0:W}")
   load_cpus=$(join_cpus "${CPUS[@]:W}")
-  threads=$((C - W))
+  threads=$((C - W > 64 ? 64 : C - W))  # ghost-sync bench runs at most 64 threads
   # On SMT hosts a relay CPU's hyperthread sibling among the load CPUs shares its core.
   python3 - "$relay_cpus" "$load_cpus" <<'PY' >&2
 import sys
