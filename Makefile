@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev
 
-.PHONY: help deps build release test test-tsan test-asan soak run run-example fuzz bench bench-check bench-baseline perf compare clean
+.PHONY: help deps build release test test-tsan test-asan soak run run-example fuzz bench bench-check bench-baseline perf compare scale clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -84,10 +84,14 @@ perf: deps ## Profile the relay under SCENARIO (S1 default, S2, S3) with perf: t
 	$(SWIFT) build -c release --product ghost-sync
 	SCENARIO=$(SCENARIO) Benchmarks/perf.sh
 
-compare: deps ## Scenarios S1 S2 S3 L1 S4 against GhostSync, Redis and NATS, pinned, side by side
+compare: deps ## Scenarios S1 S1h S2 S2h S3 L1 S4 against GhostSync, Redis and NATS, pinned, side by side; flags SATURATED servers
 	@for pkg in redis-server nats-server; do dpkg -s $$pkg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; done
 	$(SWIFT) build -c release --product ghost-sync
 	Benchmarks/compare.sh $(SCENARIOS)
+
+scale: deps ## Scaling harness: relay on W = 1, 2, 4 … <= CPUs/2 pinned workers, load on the other CPUs; per-worker figures
+	$(SWIFT) build -c release --product ghost-sync
+	Benchmarks/scale.sh
 
 clean: ## Remove build products
 	rm -rf .build

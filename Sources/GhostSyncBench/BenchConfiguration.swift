@@ -1,3 +1,5 @@
+import GhostSync
+
 /// Which relay a load run drives.
 public enum BenchTarget: String, Sendable, CaseIterable {
     /// A GhostSync (or original ghost-sync) relay: JoinRoom, Broadcast.
@@ -34,6 +36,10 @@ public struct BenchConfiguration: Sendable {
     public var threads = 1
     /// The relay's PID, to read its CPU time from /proc over the measured window.
     public var serverPID: Int32?
+    /// A GhostSync relay's metrics endpoint (host:port): its per-worker counters are scraped
+    /// before the clients connect and at the start and end of the measured window, and with
+    /// `serverPID` the CPU time of each worker thread (`ghost-wN`) is read over the window.
+    public var metricsAddress: String?
     /// Room names are `room-1` … `room-N` (what `ghost-sync relay --rooms N` creates).
     public var roomPrefix = "room-"
     /// How long to keep receiving after the last measured send, for in-flight messages.
@@ -49,6 +55,9 @@ public struct BenchConfiguration: Sendable {
         if mode == .closed && window < 1 { throw BenchError("window must be at least 1") }
         if threads < 1 || threads > 64 { throw BenchError("threads must be 1...64") }
         if duration <= .zero { throw BenchError("duration must be positive") }
+        if let metricsAddress {
+            do { _ = try SocketAddress(parsing: metricsAddress) } catch { throw BenchError("metrics address \(metricsAddress): \(error.description)") }
+        }
         return self
     }
 

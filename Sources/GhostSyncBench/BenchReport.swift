@@ -22,9 +22,17 @@ public struct BenchReport: Sendable {
     /// The relay's resident memory (KiB) before the clients connected and once all had joined;
     /// 0 when no `serverPID` was given.
     public let serverRSSKiB: (before: Int, joined: Int)
+    /// A GhostSync relay's workers over the measured window (CPU per worker thread with
+    /// `serverPID`, counters with `metricsAddress`); empty when neither applies.
+    public let workers: [WorkerWindow]
+    /// Handoffs while the clients joined (before the window); nil without `metricsAddress`.
+    public let handoffsBeforeWindow: Int?
 
-    init(configuration: BenchConfiguration, tally: ThreadTally, serverCPUSeconds: Double?, generatorCPUSeconds: Double?, serverRSSKiB: (Int, Int)) {
+    init(configuration: BenchConfiguration, tally: ThreadTally, serverCPUSeconds: Double?, generatorCPUSeconds: Double?, serverRSSKiB: (Int, Int),
+         relay: RelayWindow? = nil) {
         self.serverRSSKiB = serverRSSKiB
+        workers = relay?.workers ?? []
+        handoffsBeforeWindow = configuration.metricsAddress == nil ? nil : relay?.handoffsBeforeWindow
         target = configuration.target
         clients = configuration.clients
         rooms = configuration.rooms
@@ -56,6 +64,28 @@ public struct BenchReport: Sendable {
         return Double(delivered) / cpu
     }
 
+    /// The relay's CPU time as a share of one core over the window (1 = one core busy throughout).
+    public var serverCPUShare: Double? { serverCPUSeconds.map { $0 / seconds } }
+
+    /// Worker-to-worker messages over the window: handoffs (`handoffs_out`, one mailbox post
+    /// each), the only cross-worker traffic clients cause. Nil without `metricsAddress`.
+    public var handoffsInWindow: Int? {
+        let counted = workers.compactMap(\.counters)
+        return counted.isEmpty ? nil : counted.reduce(0) { $0 + $1.handoffsOut }
+    }
+
+    /// Frames the relay's workers queued to clients over the window (their deliveries).
+    public var relayFramesOut: Int? {
+        let counted = workers.compactMap(\.counters)
+        return counted.isEmpty ? nil : counted.reduce(0) { $0 + $1.framesOut }
+    }
+
+    /// Cross-worker messages per delivery in the window: 0 once every client has joined.
+    public var crossWorkerMessagesPerDelivery: Double? {
+        guard let handoffs = handoffsInWindow, let frames = relayFramesOut, frames > 0 else { return nil }
+        return Double(handoffs) / Double(frames)
+    }
+
     /// Resident memory the relay gained per connected, joined client.
     public var serverBytesPerClient: Int? {
         serverRSSKiB.before > 0 ? (serverRSSKiB.joined - serverRSSKiB.before) * 1024 / clients : nil
@@ -73,8 +103,8 @@ public struct BenchReport: Sendable {
             "delivered/s       \(number(deliveredPerSecond))",
             "latency µs        p50 \(latencyMicroseconds.p50)  p90 \(latencyMicroseconds.p90)  p99 \(latencyMicroseconds.p99)  p99.9 \(latencyMicroseconds.p999)  max \(latencyMicroseconds.max)",
         ]
-        if let cpu = serverCPUSeconds {
-            lines.append("server CPU        \(String(format2: cpu)) s")
+        if let cpu = serverCPUSeconds, let share = serverCPUShare {
+            lines.append("server CPU        \(String(format2: cpu)) s (\(Int((share * 100).rounded())) % of one core)")
         }
         if let perCPU = deliveriesPerServerCPUSecond {
             lines.append("deliveries per server CPU-second   \(number(perCPU))")
@@ -84,6 +114,19 @@ public struct BenchReport: Sendable {
         }
         if let perClient = serverBytesPerClient {
             lines.append("server RSS        \(serverRSSKiB.before) KiB before, \(serverRSSKiB.joined) KiB joined: \(perClient) B per client")
+        }
+        for worker in workers {
+            var line = "worker \(worker.worker)"
+            line += String(repeating: " ", count: max(1, 18 - line.count))
+            if let cpu = worker.cpuSeconds { line += "CPU \(String(format2: cpu)) s  " }
+            if let counters = worker.counters {
+                line += "frames out \(counters.framesOut)  handoffs in/out \(counters.handoffsIn)/\(counters.handoffsOut)  connections \(counters.connections)  "
+            }
+            if let perCPU = worker.deliveriesPerCPUSecond { line += "deliveries per CPU-second \(number(perCPU))" }
+            lines.append(line.trimmingSuffix())
+        }
+        if let before = handoffsBeforeWindow, let during = handoffsInWindow {
+            lines.append("handoffs          \(before) while joining, \(during) in the window")
         }
         return lines.joined(separator: "\n")
     }
@@ -98,16 +141,39 @@ public struct BenchReport: Sendable {
             ("latency_us", "{\"p50\":\(latencyMicroseconds.p50),\"p90\":\(latencyMicroseconds.p90),\"p99\":\(latencyMicroseconds.p99),\"p999\":\(latencyMicroseconds.p999),\"max\":\(latencyMicroseconds.max)}"),
         ]
         fields.append(("server_cpu_seconds", serverCPUSeconds.map { "\($0)" } ?? "null"))
+        fields.append(("server_cpu_share", serverCPUShare.map { "\($0)" } ?? "null"))
         fields.append(("deliveries_per_server_cpu_second", deliveriesPerServerCPUSecond.map { "\($0)" } ?? "null"))
         fields.append(("generator_cpu_seconds", generatorCPUSeconds.map { "\($0)" } ?? "null"))
         fields.append(("server_rss_kib_before", "\(serverRSSKiB.before)"))
         fields.append(("server_rss_kib_joined", "\(serverRSSKiB.joined)"))
         fields.append(("server_bytes_per_client", serverBytesPerClient.map { "\($0)" } ?? "null"))
+        if !workers.isEmpty {
+            let objects = workers.map { worker -> String in
+                var items = ["\"worker\":\(worker.worker)", "\"cpu_seconds\":\(worker.cpuSeconds.map { "\($0)" } ?? "null")"]
+                if let counters = worker.counters {
+                    items += ["\"frames_in\":\(counters.framesIn)", "\"frames_out\":\(counters.framesOut)", "\"write_calls\":\(counters.writeCalls)",
+                              "\"handoffs_in\":\(counters.handoffsIn)", "\"handoffs_out\":\(counters.handoffsOut)", "\"connections\":\(counters.connections)"]
+                }
+                items.append("\"deliveries_per_cpu_second\":\(worker.deliveriesPerCPUSecond.map { "\($0)" } ?? "null")")
+                return "{" + items.joined(separator: ",") + "}"
+            }
+            fields.append(("workers", "[" + objects.joined(separator: ",") + "]"))
+        }
+        if let before = handoffsBeforeWindow { fields.append(("handoffs_before_window", "\(before)")) }
+        if let during = handoffsInWindow { fields.append(("handoffs_in_window", "\(during)")) }
+        if let frames = relayFramesOut { fields.append(("relay_frames_out", "\(frames)")) }
+        if let perDelivery = crossWorkerMessagesPerDelivery { fields.append(("cross_worker_messages_per_delivery", "\(perDelivery)")) }
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 }
 
 extension String {
+    func trimmingSuffix() -> String {
+        var text = self
+        while text.last == " " { text.removeLast() }
+        return text
+    }
+
     init(format2 value: Double) { self = String(Double(Int((value * 100).rounded())) / 100) }
     init(format4 value: Double) { self = String(Double(Int((value * 10_000).rounded())) / 10_000) }
 }

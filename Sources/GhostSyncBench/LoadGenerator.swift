@@ -31,6 +31,9 @@ public enum LoadGenerator {
         let threadCount = min(configuration.threads, configuration.clients)
         let state = RunState(clients: configuration.clients, window: configuration.window, threads: threadCount)
         let rssBefore = configuration.serverPID.flatMap(ProcessCPU.residentKiB(pid:))
+        // The relay's counters before any client connects: checks the endpoint answers, and is
+        // the baseline for the handoffs made while the clients join.
+        let countersBefore = try configuration.metricsAddress.map { address throws(BenchError) in try RelayCounters.scrape(address) }
         var threads: [BenchThread] = []
         do {
             for number in 0..<threadCount {
@@ -80,16 +83,43 @@ public enum LoadGenerator {
         let measureEnd = measureStart + UInt64(configuration.duration.nanoseconds)
         let drainEnd = measureEnd + UInt64(configuration.drain.nanoseconds)
 
+        // The measured window's samples: taken once when it opens and once when it closes.
+        var windowOpened = false
+        var windowClosed = false
         var serverCPUAtStart: Double?
         var generatorCPUAtStart = 0.0
+        var workerCPUAtStart: [Int: Double] = [:]
+        var countersAtStart: [Int: WorkerCounters] = [:]
+        var relayWindow: RelayWindow?
         var lastDelivered = 0
         var lastTick = MonotonicClock.nowNanoseconds()
         while true {
             let now = MonotonicClock.nowNanoseconds()
-            if now >= drainEnd || state.stop.load(ordering: .relaxed) { break }
-            if serverCPUAtStart == nil && now >= measureStart {
+            if state.stop.load(ordering: .relaxed) || (now >= drainEnd && windowClosed) { break }
+            if !windowOpened && now >= measureStart {
+                windowOpened = true
                 serverCPUAtStart = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
                 generatorCPUAtStart = ProcessCPU.selfSeconds()
+                workerCPUAtStart = configuration.serverPID.map { ProcessCPU.threadSeconds(pid: $0) } ?? [:]
+                if let address = configuration.metricsAddress {
+                    do throws(BenchError) { countersAtStart = try RelayCounters.scrape(address) } catch { state.fail(error.description) }
+                }
+            }
+            if windowOpened && !windowClosed && now >= measureEnd {
+                windowClosed = true
+                // Sample CPU at the end of the measured window, not after the drain.
+                let serverEnd = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
+                let generatorEnd = ProcessCPU.selfSeconds()
+                let serverWindow = serverEnd.flatMap { end in serverCPUAtStart.map { end - $0 } }
+                state.cpuWindow.withLock { $0 = (serverWindow, generatorEnd - generatorCPUAtStart) }
+                let workerCPUAtEnd = configuration.serverPID.map { ProcessCPU.threadSeconds(pid: $0) } ?? [:]
+                var countersAtEnd: [Int: WorkerCounters] = [:]
+                if let address = configuration.metricsAddress {
+                    do throws(BenchError) { countersAtEnd = try RelayCounters.scrape(address) } catch { state.fail(error.description) }
+                }
+                relayWindow = RelayWindow(
+                    cpuAtStart: workerCPUAtStart, cpuAtEnd: workerCPUAtEnd,
+                    countersBefore: countersBefore, countersAtStart: countersAtStart, countersAtEnd: countersAtEnd)
             }
             if now - lastTick >= 1_000_000_000 {
                 let delivered = state.deliveredSoFar.load(ordering: .relaxed)
@@ -100,13 +130,6 @@ public enum LoadGenerator {
                 progress("\(phase) \(elapsed)s  delivered/s \(Int(rate))  delivered \(delivered)  p99 so far \(p99) µs")
                 lastDelivered = delivered
                 lastTick = now
-            }
-            if serverCPUAtStart != nil && now >= measureEnd && generatorCPUAtStart >= 0 {
-                // Sample CPU at the end of the measured window, not after the drain.
-                let serverEnd = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
-                let generatorEnd = ProcessCPU.selfSeconds()
-                state.cpuWindow.withLock { $0 = (serverEnd.map { $0 - serverCPUAtStart! }, generatorEnd - generatorCPUAtStart) }
-                generatorCPUAtStart = -1
             }
             usleep(5_000)
         }
@@ -125,7 +148,7 @@ public enum LoadGenerator {
         let cpu = state.cpuWindow.withLock { $0 }
         return BenchReport(
             configuration: configuration, tally: total, serverCPUSeconds: cpu.server, generatorCPUSeconds: cpu.generator,
-            serverRSSKiB: (rssBefore ?? 0, rssJoined ?? 0))
+            serverRSSKiB: (rssBefore ?? 0, rssJoined ?? 0), relay: relayWindow)
     }
 
     private static func raiseDescriptorLimit(to wanted: Int) {
@@ -136,8 +159,11 @@ public enum LoadGenerator {
 /// CPU time of processes, from /proc and getrusage.
 enum ProcessCPU {
     /// User + system CPU seconds of `pid` (fields 14 and 15 of /proc/PID/stat).
-    static func seconds(pid: Int32) -> Double? {
-        guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
+    static func seconds(pid: Int32) -> Double? { seconds(statPath: "/proc/\(pid)/stat") }
+
+    /// User + system CPU seconds from a /proc stat file (a process's or a thread's).
+    static func seconds(statPath: String) -> Double? {
+        guard let file = fopen(statPath, "r") else { return nil }
         defer { fclose(file) }
         var buffer = [CChar](repeating: 0, count: 4096)
         guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }

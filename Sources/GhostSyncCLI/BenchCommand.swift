@@ -42,6 +42,10 @@ struct BenchCommand: AsyncParsableCommand {
     var threads = 1
     @Option(help: "The relay's PID: its CPU time over the measured window is reported.")
     var serverPID: Int32?
+    @Option(help: ArgumentHelp(
+        "A GhostSync relay's metrics endpoint (host:port): per-worker counters over the measured window, with CPU per worker thread when --server-pid is given.",
+        valueName: "host:port"))
+    var metrics: String?
     @Option(help: "Room name prefix.")
     var roomPrefix = "room-"
     @Flag(help: "Print one JSON object instead of a table.")
@@ -62,6 +66,7 @@ struct BenchCommand: AsyncParsableCommand {
         configuration.threads = threads
         configuration.serverPID = serverPID
         configuration.roomPrefix = roomPrefix
+        configuration.metricsAddress = metrics
         do {
             let report = try await LoadGenerator.run(configuration) { line in
                 let text = "\r\(line)   "

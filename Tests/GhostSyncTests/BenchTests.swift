@@ -25,7 +25,82 @@ extension Relay {
                 #expect(object?["delivery_ratio"] as? Double == 1.0)
                 #expect((object?["latency_us"] as? [String: Any])?["p99"] != nil)
                 #expect(report.table.contains("delivered         \(report.delivered) of \(report.expected)"))
+                let share = try #require(object?["server_cpu_share"] as? Double)
+                #expect(abs(share - report.serverCPUSeconds! / report.seconds) < 1e-9)
             }
+        }
+
+        /// `--metrics`: per-worker counters and thread CPU over the window, from a real relay
+        /// process with two workers; no handoff once every client has joined.
+        @Test func perWorkerFiguresFromTheRelaysMetrics() async throws {
+            let relay = try RelayProcess(["--rooms", "4"])
+            var run = configuration(port: relay.relayPort)
+            run.serverPID = relay.process.pid
+            run.metricsAddress = relay.metrics
+            let report = try await LoadGenerator.run(run)
+            #expect(report.delivered == report.expected && report.delivered > 0)
+            #expect(report.workers.map(\.worker) == [0, 1])
+            #expect(report.workers.allSatisfy { $0.cpuSeconds != nil && $0.counters != nil })
+            #expect(report.workers.reduce(0) { $0 + $1.counters!.connections } == 20)
+            #expect((0...20).contains(report.handoffsBeforeWindow ?? -1))
+            #expect(report.handoffsInWindow == 0)
+            #expect(report.crossWorkerMessagesPerDelivery == 0)
+            #expect(report.relayFramesOut ?? 0 > 0)
+            #expect(report.workers.reduce(0) { $0 + $1.counters!.framesIn } > 0)
+            let object = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any]
+            let workers = try #require(object?["workers"] as? [[String: Any]])
+            #expect(workers.map { $0["worker"] as? Int } == [0, 1])
+            #expect(workers.allSatisfy { $0["cpu_seconds"] is Double && $0["frames_out"] is Int && $0["handoffs_in"] is Int })
+            #expect(object?["handoffs_in_window"] as? Int == 0)
+            #expect(object?["cross_worker_messages_per_delivery"] as? Double == 0)
+            #expect(report.table.contains("worker 1"))
+            #expect(report.table.contains("in the window"))
+        }
+
+        @Test func unreachableMetricsEndpointFailsBeforeConnecting() async throws {
+            var configuration = smallBenchRun(port: 1, clients: 2, rooms: 1, rate: 10)
+            configuration.metricsAddress = "127.0.0.1:1"
+            do {
+                _ = try await LoadGenerator.run(configuration)
+                Issue.record("the run should have failed")
+            } catch let error as BenchError {
+                #expect(error.description.contains("metrics endpoint at 127.0.0.1:1"))
+            }
+            configuration.metricsAddress = "no-port"
+            #expect(throws: BenchError.self) { try configuration.validated() }
+        }
+
+        @Test func prometheusTextGivesPerWorkerCounters() {
+            let text = """
+                # HELP ghostsync_frames_out_total Frames queued to clients (each recipient counts once).
+                # TYPE ghostsync_frames_out_total counter
+                ghostsync_frames_out_total{worker="0"} 1500
+                ghostsync_frames_out_total{worker="1"} 2.5e3
+                ghostsync_frames_in_total{worker="1"} 7
+                ghostsync_handoffs_in_total{worker="1"} 3
+                ghostsync_handoffs_out_total{worker="0"} 3
+                ghostsync_write_calls_total{worker="0"} 11
+                ghostsync_disconnects_total{worker="0",reason="idle_timeout"} 4
+                ghostsync_connections{worker="0"} 10
+                ghostsync_connections{worker="1"} 12
+                ghostsync_clients 22
+                ghostsync_loop_iteration_seconds_bucket{worker="0",le="1e-05"} 99
+                ghostsync_loop_iteration_seconds_count{worker="0"} 99
+                """
+            let workers = RelayCounters.parse(text)
+            #expect(workers.keys.sorted() == [0, 1])
+            var first = WorkerCounters()
+            first.framesOut = 1500
+            first.handoffsOut = 3
+            first.writeCalls = 11
+            first.connections = 10
+            var second = WorkerCounters()
+            second.framesOut = 2500
+            second.framesIn = 7
+            second.handoffsIn = 3
+            second.connections = 12
+            #expect(workers[0] == first)
+            #expect(workers[1] == second)
         }
 
         @Test func closedLoopKeepsTheWindowFull() async throws {
