@@ -62,7 +62,7 @@ final class Worker {
     /// This worker's counters: plain integers, published once per iteration.
     @exclusivity(unchecked) var statistics = WorkerStatistics()
     let published: PublishedStatistics
-    private var acceptResumesAt: Int64?
+    var acceptResumesAt: Int64?
     /// Server-side client actions waiting for their connection's adoption (see
     /// `retryDeferredClientActions`).
     var deferredClientActions: [ClientCommand] = []
@@ -76,8 +76,8 @@ final class Worker {
     /// Scratch buffers, reused every iteration (invariant: only this thread touches them).
     let readBuffer: UnsafeMutableRawBufferPointer
     let vectors: UnsafeMutablePointer<iovec>
-    private let events: UnsafeMutablePointer<epoll_event>
-    private static let eventCapacity = 256
+    let events: UnsafeMutablePointer<epoll_event>
+    static let eventCapacity = 256
     static let readBufferSize = 64 * 1024
     /// Frame blocks for this worker's broadcasts (no malloc per message in steady state).
     /// Declared before the frames so that it is released after them.
@@ -86,8 +86,8 @@ final class Worker {
     let pingFrame = SharedFrame.encoding(.ping)
     let pongFrame = SharedFrame.encoding(.pong)
 
-    private static let listenerToken = UInt64.max
-    private static let signalToken = UInt64.max - 1
+    static let listenerToken = UInt64.max
+    static let signalToken = UInt64.max - 1
     static let readEvents = gs_EPOLLIN | gs_EPOLLRDHUP
 
     init(_ launch: WorkerLaunch) throws(SystemError) {
@@ -267,70 +267,6 @@ final class Worker {
         connection.timerToken &+= 1  // cancels its wheel entry
     }
 
-    // MARK: Accepting
-
-    private func acceptConnections() {
-        // Bounded per iteration so a connection storm cannot starve established clients.
-        for _ in 0..<64 {
-            let accepted: (fd: Int32, address: SocketAddress)?
-            do {
-                accepted = try Syscall.accept(listener.fd)
-            } catch {
-                if error.errno == EMFILE || error.errno == ENFILE || error.errno == ENOBUFS || error.errno == ENOMEM {
-                    pauseAccepting()
-                }
-                return
-            }
-            guard let accepted else { return }
-            admit(fd: accepted.fd, address: accepted.address)
-        }
-    }
-
-    private func admit(fd: Int32, address: SocketAddress) {
-        let count = core.connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
-        guard count <= core.configuration.maxClients, core.admitIP(address) else {
-            abandonAdmission(fd: fd, address: address, releasingIP: false)
-            statistics[.connectionsRefused] += 1
-            return
-        }
-        let connection = Connection(
-            fd: fd, id: UUID(), address: address, maxPayload: maxPayload, now: now, pingInterval: pingInterval)
-        guard callingHook({ handler.onConnect(ConnectingClient(record: connection.record)) }) else {
-            connection.isClosed = true
-            abandonAdmission(fd: fd, address: address, releasingIP: true)
-            statistics[.connectionsRefused] += 1
-            return
-        }
-        statistics[.connectionsAccepted] += 1
-        ClientSocket.configure(fd)
-        guard register(connection) else {
-            connection.isClosed = true
-            abandonAdmission(fd: fd, address: address, releasingIP: true)
-            return
-        }
-        core.clients.insert(connection.record)
-        scheduleTimer(connection)
-    }
-
-    /// Takes back what `admit` counted for a connection it does not keep, and closes the socket.
-    private func abandonAdmission(fd: Int32, address: SocketAddress, releasingIP: Bool) {
-        if releasingIP { core.releaseIP(address) }
-        core.connectionCount.wrappingSubtract(1, ordering: .relaxed)
-        Syscall.close(fd)
-    }
-
-    /// Out of descriptors: stop polling the listener for a moment instead of spinning on it.
-    private func pauseAccepting() {
-        guard acceptResumesAt == nil else { return }
-        epoll.remove(listener.fd)
-        acceptResumesAt = now + 100
-    }
-
-    private func resumeAccepting() {
-        acceptResumesAt = nil
-        try? epoll.add(listener.fd, events: gs_EPOLLIN, token: Self.listenerToken)
-    }
-
     // MARK: Timers
 
     func scheduleTimer(_ connection: Connection) {
@@ -370,110 +306,4 @@ final class Worker {
         scheduleTimer(connection)
     }
 
-    // MARK: Closing
-
-    /// Ends a connection: leaves its room (others get PlayerLeft), closes the socket, forgets it.
-    func close(_ connection: Connection, reason: DisconnectReason) {
-        assertOwner(of: connection)
-        assertNotInHook()
-        guard !connection.isClosed else { return }
-        connection.isClosed = true
-        connection.record.owner.store(-1, ordering: .releasing)
-        closedSinceFlush.append(connection)
-        leaveRoom(connection)
-        unregister(connection)
-        Syscall.close(connection.fd)  // also removes it from the epoll set
-        connection.outbox.removeAll()
-        connection.decoder.reset()
-        core.clients.remove(connection.id)
-        // The per-IP slot goes back before the count drops (and the drop is a release), so
-        // whoever sees `clientCount` fall can reconnect from the same address at once.
-        core.releaseIP(connection.address)
-        core.connectionCount.wrappingSubtract(1, ordering: .releasing)
-        statistics.countDisconnect(reason)
-        callingHook { handler.onDisconnect(clientID: connection.id, address: connection.address, reason: reason) }
-    }
-
-    /// Shutdown: stop accepting; send what is queued; then a lingering close, so that every
-    /// client sees a clean end-of-stream rather than a reset: half-close (FIN after the queued
-    /// bytes), keep reading and discarding until the client closes its side, and only then
-    /// close. Clients that do not close within `shutdownGracePeriod` are closed anyway.
-    private func closeEverything() {
-        isShuttingDown = true
-        epoll.remove(listener.fd)
-        listener.close()
-        var lingering = 0
-        for case let connection? in connections where !connection.isClosed {
-            flush(connection)
-            guard !connection.isClosed else { continue }
-            Syscall.shutdownWrite(connection.fd)
-            try? epoll.modify(connection.fd, events: Self.readEvents, token: UInt64(connection.slot))
-            lingering += 1
-        }
-        flushList.removeAll()
-        closedSinceFlush.removeAll()
-        let deadline = MonotonicClock.nowMilliseconds() + Self.shutdownGracePeriod
-        while lingering > 0 {
-            let remaining = deadline - MonotonicClock.nowMilliseconds()
-            guard remaining > 0,
-                  let count = try? Syscall.epollWait(epoll.fd, events, capacity: Self.eventCapacity, timeoutMilliseconds: Int32(remaining))
-            else { break }
-            for index in 0..<count {
-                let token = events[index].data.u64
-                guard token < Self.signalToken, let connection = connections[Int(token)], !connection.isClosed else { continue }
-                if drainInput(connection) {
-                    close(connection, reason: .connectionClosed)
-                    lingering -= 1
-                }
-            }
-        }
-        for case let connection? in connections where !connection.isClosed {
-            close(connection, reason: .connectionClosed)
-        }
-        rooms.removeAll()
-        closedSinceFlush.removeAll()
-        epoll.close()
-    }
-
-    /// Puts /dev/null where the epoll descriptor was (dup2 closes the epoll instance), so the
-    /// next `epoll_wait` fails with EINVAL and `fail` later closes the descriptor exactly once.
-    private func breakEventLoopForTesting() {
-        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        guard devNull >= 0 else { return }
-        dup2(devNull, epoll.fd)
-        Glibc.close(devNull)
-    }
-
-    /// The loop cannot go on (see `WorkerFailure`): refuse joins to this shard from now on, end
-    /// every connection held here and every one on its way here, then say so.
-    private func fail(_ failure: WorkerFailure) {
-        core.markFailed(failure)
-        isShuttingDown = true  // the rooms all end with it: no PlayerLeft to members that are closing too
-        epoll.close()
-        listener.close()
-        for case let connection? in connections where !connection.isClosed {
-            close(connection, reason: .connectionReset)
-        }
-        flushList.removeAll()
-        closedSinceFlush.removeAll()
-        rooms.removeAll()
-        mailbox.close()  // a handoff already posted here, or posted later, is ended (`endStranded`)
-        published.publish(statistics)
-        callingHook { handler.onWorkerFailed(index, reason: failure.reason) }
-    }
-
-    /// Longest a shutdown waits for clients to close their side, in milliseconds.
-    static let shutdownGracePeriod: Int64 = 1000
-
-    /// Reads and discards what the client sent; true once it has closed its side (or failed).
-    private func drainInput(_ connection: Connection) -> Bool {
-        for _ in 0..<16 {
-            switch (try? Syscall.read(connection.fd, into: readBuffer)) ?? .endOfFile {
-            case .transferred: continue
-            case .wouldBlock: return false
-            case .endOfFile: return true
-            }
-        }
-        return false
-    }
 }

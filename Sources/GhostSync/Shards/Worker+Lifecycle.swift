@@ -1,0 +1,117 @@
+import CGhostSyncShims
+import Glibc
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+// How connections and the worker itself end: one connection's close, the lingering close of
+// everything at shutdown, and failing loudly when the event loop cannot go on.
+extension Worker {
+    /// Ends a connection: leaves its room (others get PlayerLeft), closes the socket, forgets it.
+    func close(_ connection: Connection, reason: DisconnectReason) {
+        assertOwner(of: connection)
+        assertNotInHook()
+        guard !connection.isClosed else { return }
+        connection.isClosed = true
+        connection.record.owner.store(-1, ordering: .releasing)
+        closedSinceFlush.append(connection)
+        leaveRoom(connection)
+        unregister(connection)
+        Syscall.close(connection.fd)  // also removes it from the epoll set
+        connection.outbox.removeAll()
+        connection.decoder.reset()
+        core.clients.remove(connection.id)
+        // The per-IP slot goes back before the count drops (and the drop is a release), so
+        // whoever sees `clientCount` fall can reconnect from the same address at once.
+        core.releaseIP(connection.address)
+        core.connectionCount.wrappingSubtract(1, ordering: .releasing)
+        statistics.countDisconnect(reason)
+        callingHook { handler.onDisconnect(clientID: connection.id, address: connection.address, reason: reason) }
+    }
+
+    /// Shutdown: stop accepting; send what is queued; then a lingering close, so that every
+    /// client sees a clean end-of-stream rather than a reset: half-close (FIN after the queued
+    /// bytes), keep reading and discarding until the client closes its side, and only then
+    /// close. Clients that do not close within `shutdownGracePeriod` are closed anyway.
+    func closeEverything() {
+        isShuttingDown = true
+        epoll.remove(listener.fd)
+        listener.close()
+        var lingering = 0
+        for case let connection? in connections where !connection.isClosed {
+            flush(connection)
+            guard !connection.isClosed else { continue }
+            Syscall.shutdownWrite(connection.fd)
+            try? epoll.modify(connection.fd, events: Self.readEvents, token: UInt64(connection.slot))
+            lingering += 1
+        }
+        flushList.removeAll()
+        closedSinceFlush.removeAll()
+        let deadline = MonotonicClock.nowMilliseconds() + Self.shutdownGracePeriod
+        while lingering > 0 {
+            let remaining = deadline - MonotonicClock.nowMilliseconds()
+            guard remaining > 0,
+                  let count = try? Syscall.epollWait(epoll.fd, events, capacity: Self.eventCapacity, timeoutMilliseconds: Int32(remaining))
+            else { break }
+            for index in 0..<count {
+                let token = events[index].data.u64
+                guard token < Self.signalToken, let connection = connections[Int(token)], !connection.isClosed else { continue }
+                if drainInput(connection) {
+                    close(connection, reason: .connectionClosed)
+                    lingering -= 1
+                }
+            }
+        }
+        for case let connection? in connections where !connection.isClosed {
+            close(connection, reason: .connectionClosed)
+        }
+        rooms.removeAll()
+        closedSinceFlush.removeAll()
+        epoll.close()
+    }
+
+    /// Puts /dev/null where the epoll descriptor was (dup2 closes the epoll instance), so the
+    /// next `epoll_wait` fails with EINVAL and `fail` later closes the descriptor exactly once.
+    func breakEventLoopForTesting() {
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard devNull >= 0 else { return }
+        dup2(devNull, epoll.fd)
+        Glibc.close(devNull)
+    }
+
+    /// The loop cannot go on (see `WorkerFailure`): refuse joins to this shard from now on, end
+    /// every connection held here and every one on its way here, then say so.
+    func fail(_ failure: WorkerFailure) {
+        core.markFailed(failure)
+        isShuttingDown = true  // the rooms all end with it: no PlayerLeft to members that are closing too
+        epoll.close()
+        listener.close()
+        for case let connection? in connections where !connection.isClosed {
+            close(connection, reason: .connectionReset)
+        }
+        flushList.removeAll()
+        closedSinceFlush.removeAll()
+        rooms.removeAll()
+        mailbox.close()  // a handoff already posted here, or posted later, is ended (`endStranded`)
+        published.publish(statistics)
+        callingHook { handler.onWorkerFailed(index, reason: failure.reason) }
+    }
+
+    /// Longest a shutdown waits for clients to close their side, in milliseconds.
+    static let shutdownGracePeriod: Int64 = 1000
+
+    /// Reads and discards what the client sent; true once it has closed its side (or failed).
+    func drainInput(_ connection: Connection) -> Bool {
+        for _ in 0..<16 {
+            switch (try? Syscall.read(connection.fd, into: readBuffer)) ?? .endOfFile {
+            case .transferred: continue
+            case .wouldBlock: return false
+            case .endOfFile: return true
+            }
+        }
+        return false
+    }
+}
