@@ -6,12 +6,17 @@ extension Relay {
     /// Item 6 of issue 10: state that threads of different workers write must not share cache
     /// lines. A test cannot measure false sharing; these check the layout it relies on.
     @Suite struct CacheLineLayoutTests {
-        /// What two workers' threads write (their published statistics) sits in line-aligned
+        /// Everything two workers' threads write (their published statistics and their
+        /// mailboxes' atomics: doorbell, stack, each ring's two sides) sits in line-aligned
         /// blocks of whole lines that do not overlap, so no two of them share a line.
         @Test func sharedCellsHaveCacheLinesOfTheirOwn() throws {
             let workers = 2
             let statistics = (0..<workers).map { _ in PublishedStatistics() }
-            let blocks = statistics.map { $0.block }
+            let mailboxes = try (0..<workers).map { try Mailbox(owner: $0, workerCount: workers) }
+            defer { mailboxes.forEach { $0.close() } }
+            var blocks = statistics.map { $0.block }
+            blocks += mailboxes.flatMap { $0.sharedBlocks }
+            #expect(blocks.count == workers + workers * (2 + 2 * workers))
             let line = UInt(CacheLine.size)
             for block in blocks {
                 #expect(block.address % line == 0)

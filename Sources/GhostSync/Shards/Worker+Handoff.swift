@@ -15,7 +15,7 @@ extension Worker {
         // Queued frames are shared with this worker's other clients: copy what is unsent.
         connection.handoffBytes = connection.outbox.takeUnsentBytes()
         statistics[.handoffsOut] += 1
-        core.mailboxes[target].post(.adopt(Handoff(connection: connection)))
+        core.mailboxes[target].post(.adopt(Handoff(connection: connection)), from: mailbox)
     }
 
     /// Receiving side: register, restore queued output and timers, finish the join, then

@@ -114,17 +114,28 @@ final class Worker {
     func run() {
         while running {
             now = MonotonicClock.nowMilliseconds()
+            // Handoffs that found a peer's ring full: retried in order, soon (see `Mailbox`).
+            if mailbox.hasBacklog { mailbox.retryBacklog() }
+            var timeout = waitTimeout()
+            if mailbox.hasBacklog && (timeout < 0 || timeout > Mailbox.backlogRetryMilliseconds) {
+                timeout = Mailbox.backlogRetryMilliseconds
+            }
+            // Block only once producers know to signal the eventfd; if a command is already
+            // waiting, poll instead (`Mailbox.prepareToSleep` says why no wake-up is lost).
+            if timeout != 0 && !mailbox.prepareToSleep() { timeout = 0 }
             let count: Int
             do {
-                count = try Syscall.epollWait(epoll.fd, events, capacity: Self.eventCapacity, timeoutMilliseconds: waitTimeout())
+                count = try Syscall.epollWait(epoll.fd, events, capacity: Self.eventCapacity, timeoutMilliseconds: timeout)
             } catch {
                 break  // the epoll descriptor itself failed: nothing more this worker can do
             }
+            if timeout != 0 { mailbox.wokeUp() }
             let busySince = MonotonicClock.nowNanoseconds()
             now = Int64(busySince / 1_000_000)
             statistics[.loopIterations] += 1
             // Commands first: a room deleted before a client's frame was sent is seen as deleted.
-            if !mailbox.isEmpty { processMailbox() }
+            // Every iteration: producers signal only a sleeping worker, so an awake one polls.
+            processMailbox()
             for index in 0..<count where running {
                 dispatch(events[index])
             }
@@ -167,9 +178,9 @@ final class Worker {
         case Self.listenerToken:
             acceptConnections()
         case Self.signalToken:
-            // Drain the eventfd before the queue: a post racing with us then re-signals.
+            // Only the doorbell: the commands were taken at the top of this iteration, and one
+            // posted since is seen before the next sleep (`Mailbox.prepareToSleep`).
             mailbox.signal.drain()
-            processMailbox()
         default:
             guard let connection = connections[Int(token)] else { return }
             if event.events & (gs_EPOLLIN | gs_EPOLLERR | gs_EPOLLHUP | gs_EPOLLRDHUP) != 0 {
@@ -186,8 +197,9 @@ final class Worker {
         connection.slot >= 0 && !connection.isClosed && connections[Int(connection.slot)] === connection
     }
 
+    /// Runs every queued command in place (no allocation); a command may post more.
     private func processMailbox() {
-        for command in mailbox.drain() {
+        mailbox.drain { command in
             switch command {
             case .adopt(let handoff): adopt(handoff.connection)
             case .roomDeleted(let roomID, let generation): markDeleted(roomID, generation: generation)
