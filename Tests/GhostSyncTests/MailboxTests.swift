@@ -188,6 +188,42 @@ extension Relay {
             #expect(stops == CommandRing.capacity)
         }
 
+        /// A command moved from the backlog into the ring leaves no reference behind on the
+        /// producer: once the consumer drops the connection, it is gone (its last release, and
+        /// its `deinit`, must not happen on the producer's thread).
+        @Test func backlogKeepsNoReferenceToWhatItPublished() throws {
+            let target = try Mailbox(owner: 1, workerCount: 2)
+            let sender = try Mailbox(owner: 0, workerCount: 2)
+            defer {
+                target.close()
+                sender.close()
+            }
+            for _ in 0..<CommandRing.capacity { target.post(.stop, from: sender) }
+            weak var released: Connection?
+            do {
+                let connection = Connection(
+                    fd: try Syscall.eventCreate(), id: UUID(), address: try SocketAddress(parsing: "127.0.0.1:1"),
+                    maxPayload: 1024, now: 0, pingInterval: 1000)
+                released = connection
+                target.post(.adopt(Handoff(connection: connection)), from: sender)
+            }
+            // Enough behind it that the retry below moves only part of the backlog and does
+            // not compact it.
+            for _ in 0..<(3 * CommandRing.capacity) { target.post(.stop, from: sender) }
+            #expect(sender.hasBacklog)
+            target.drain { _ in }
+            sender.retryBacklog()
+            #expect(sender.hasBacklog)
+            var adopted = 0
+            target.drain { command in
+                guard case .adopt(let handoff) = command else { return }
+                adopted += 1
+                handoff.connection.discardAfterShutdown()
+            }
+            #expect(adopted == 1)
+            #expect(released == nil)
+        }
+
         /// `close` discards what is queued — in the ring, in a producer's backlog, in the
         /// any-thread stack — and so does every later post.
         @Test func closeDiscardsQueuedAndLaterCommands() throws {

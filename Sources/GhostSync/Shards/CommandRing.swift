@@ -8,7 +8,8 @@ import Synchronization
 ///
 ///     [0, 128)     consumer's line: `head`, the next index to take (written only by the consumer)
 ///     [128, 256)   producer's line: `tail`, the next index to fill (written only by the
-///                  producer), the producer's cached copy of `head`, and its `backlog`
+///                  producer), the producer's cached copy of `head`, and its backlog (an
+///                  array and the index of its oldest entry)
 ///     [256, ...)   `capacity` slots
 ///
 /// Invariants: indices run freely (`Int`, they never wrap in practice) and a slot is
@@ -21,8 +22,12 @@ import Synchronization
 ///
 /// Thread roles: the producer methods run only on the producing worker's thread, the consumer
 /// methods only on the consuming worker's; `discardAll` and `deinitialize` only once both
-/// have stopped. The producer's `backlog` is its own (commands that found the ring full, in
-/// order); it sits in the ring only so that each pair has exactly one.
+/// have stopped. The producer's backlog is its own (commands that found the ring full, in
+/// order, in `backlog[backlogStart...]`); it sits in the ring only so that each pair has
+/// exactly one. A command leaves the backlog (its entry set to nil) *before* it is published:
+/// once published, the consumer may run it and drop the connection, and no reference may be
+/// left behind on the producer, or the connection's last release (its `deinit`, which hands
+/// pooled frames back with plain reference counts) would run on the wrong thread.
 struct CommandRing {
     /// Slots per pair. 256: one epoll batch (`Worker.eventCapacity`, 256 events, so at most 256
     /// handoffs per iteration, one per connection read) fits in an empty ring, so a ring fills
@@ -35,7 +40,8 @@ struct CommandRing {
     private static let mask = capacity - 1
     private static let producerOffset = CacheLine.size
     private static let cachedHeadOffset = producerOffset + MemoryLayout<Atomic<Int>>.stride
-    private static let backlogOffset = cachedHeadOffset + MemoryLayout<Int>.stride
+    private static let backlogStartOffset = cachedHeadOffset + MemoryLayout<Int>.stride
+    private static let backlogOffset = backlogStartOffset + MemoryLayout<Int>.stride
     private static let slotsOffset = 2 * CacheLine.size
     /// Bytes per ring, a whole number of lines (so rings laid end to end share none).
     static let byteCount = CacheLine.roundUp(slotsOffset + capacity * MemoryLayout<WorkerCommand>.stride)
@@ -47,8 +53,9 @@ struct CommandRing {
         (base + Self.producerOffset).assumingMemoryBound(to: Atomic<Int>.self)
     }
     private var cachedHead: UnsafeMutablePointer<Int> { (base + Self.cachedHeadOffset).assumingMemoryBound(to: Int.self) }
-    private var backlog: UnsafeMutablePointer<[WorkerCommand]> {
-        (base + Self.backlogOffset).assumingMemoryBound(to: [WorkerCommand].self)
+    private var backlogStart: UnsafeMutablePointer<Int> { (base + Self.backlogStartOffset).assumingMemoryBound(to: Int.self) }
+    private var backlog: UnsafeMutablePointer<[WorkerCommand?]> {
+        (base + Self.backlogOffset).assumingMemoryBound(to: [WorkerCommand?].self)
     }
     private var slots: UnsafeMutablePointer<WorkerCommand> {
         (base + Self.slotsOffset).assumingMemoryBound(to: WorkerCommand.self)
@@ -66,7 +73,8 @@ struct CommandRing {
         base.bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(0))
         (base + producerOffset).bindMemory(to: Atomic<Int>.self, capacity: 1).initialize(to: Atomic(0))
         (base + cachedHeadOffset).bindMemory(to: Int.self, capacity: 1).initialize(to: 0)
-        (base + backlogOffset).bindMemory(to: [WorkerCommand].self, capacity: 1).initialize(to: [])
+        (base + backlogStartOffset).bindMemory(to: Int.self, capacity: 1).initialize(to: 0)
+        (base + backlogOffset).bindMemory(to: [WorkerCommand?].self, capacity: 1).initialize(to: [])
         (base + slotsOffset).bindMemory(to: WorkerCommand.self, capacity: capacity)
         return CommandRing(at: base)
     }
@@ -80,6 +88,7 @@ struct CommandRing {
             index &+= 1
         }
         backlog.deinitialize(count: 1)
+        backlogStart.deinitialize(count: 1)
         cachedHead.deinitialize(count: 1)
         tail.deinitialize(count: 1)
         head.deinitialize(count: 1)
@@ -99,22 +108,31 @@ struct CommandRing {
         return false
     }
 
+    /// Invariant: the backlog is empty, or `backlogStart < backlog.count` (entries before it are
+    /// nil, already published).
     var hasBacklog: Bool { !backlog.pointee.isEmpty }
 
     /// Moves backlogged commands into the ring, oldest first, while there is room. True if it
-    /// moved any.
+    /// moved any. Amortised O(1) per command: the array is compacted only once its published
+    /// prefix is at least half of it.
     func retryBacklog() -> Bool {
-        var moved = 0
-        let waiting = backlog.pointee.count
-        while moved < waiting, let index = freeIndex() {
-            publish(backlog.pointee[moved], at: index)
-            moved += 1
+        let start = backlogStart.pointee
+        var next = start
+        let end = backlog.pointee.count
+        while next < end, let index = freeIndex() {
+            let command = backlog.pointee[next].take()!  // out of the backlog before it is published
+            publish(command, at: index)
+            next += 1
         }
-        guard moved > 0 else { return false }
-        if moved == waiting {
+        guard next > start else { return false }
+        if next == end {
             backlog.pointee.removeAll(keepingCapacity: true)
+            backlogStart.pointee = 0
+        } else if next >= 64 && next * 2 >= end {
+            backlog.pointee.removeFirst(next)
+            backlogStart.pointee = 0
         } else {
-            backlog.pointee.removeFirst(moved)
+            backlogStart.pointee = next
         }
         return true
     }
@@ -172,8 +190,9 @@ struct CommandRing {
 
     /// Discards what the producer holds back (its consumer has closed).
     func discardBacklog() {
-        for command in backlog.pointee { command.discard() }
+        for case let command? in backlog.pointee { command.discard() }
         backlog.pointee.removeAll()
+        backlogStart.pointee = 0
     }
 
     // MARK: Layout, for tests

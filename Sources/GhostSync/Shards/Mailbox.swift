@@ -57,10 +57,12 @@ package final class Mailbox: Sendable {
     private static let stackHead = 0  // the newest node's address as a bit pattern (0 = empty)
     private static let activePosts = 1  // any-thread posts in flight (`close` waits for them)
 
-    /// Owner-confined: targets whose ring from this worker holds a backlog.
-    nonisolated(unsafe) private var backlogged: [Mailbox] = []
+    /// Owner-confined: targets whose ring from this worker holds a backlog. Read every
+    /// iteration (`hasBacklog`), so without dynamic exclusivity checks: only the owner's
+    /// thread touches it, and never across a call that could reach it again.
+    @exclusivity(unchecked) nonisolated(unsafe) private var backlogged: [Mailbox] = []
     /// Owner-confined: set while `drain` runs (a nested drain would take commands twice).
-    nonisolated(unsafe) private var isDraining = false
+    @exclusivity(unchecked) nonisolated(unsafe) private var isDraining = false
 
     private final class Node: @unchecked Sendable {
         let command: WorkerCommand
