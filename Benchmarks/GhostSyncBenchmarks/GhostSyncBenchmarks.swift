@@ -5,6 +5,7 @@ import Benchmark
 import CGhostSyncShims
 import Glibc
 import GhostSync
+import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -99,22 +100,34 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    // The cross-shard queue between two pinned threads: a producer posts, the consumer drains.
+    // The cross-shard queue between two pinned threads, as two workers use it: the producer
+    // posts through its ring (what finds the ring full waits in its backlog and is retried, as
+    // a worker does every iteration), the consumer drains in place. The mailboxes are made
+    // once, outside the measured closure (allocations in the closure count even before
+    // `startMeasurement`); the consumer thread is started per run, as before.
+    let consumerMailbox = try! Mailbox(owner: 1, workerCount: 2)
+    let producerMailbox = try! Mailbox(owner: 0, workerCount: 2)
+    let consumerStarted = Flag()
     Benchmark("Mailbox.PostAndDrain", configuration: .init(scalingFactor: .kilo)) { benchmark in
-        let mailbox = try! Mailbox()
         let total = benchmark.scaledIterations.count
+        consumerStarted.value.store(0, ordering: .relaxed)
         let consumer = Thread.start(cpu: 1) {
+            consumerStarted.value.store(1, ordering: .releasing)
             var received = 0
-            while received < total { received += mailbox.drain().count }
+            while received < total { consumerMailbox.drain { _ in received += 1 } }
         }
         _ = Thread.pin(cpu: 0)
+        // The new thread inherits this thread's CPU 0 until it pins itself to CPU 1: let it
+        // get there first, or a producer waiting for room would hold CPU 0 for a whole tick.
+        while consumerStarted.value.load(ordering: .acquiring) == 0 { sched_yield() }
         benchmark.startMeasurement()
         for index in benchmark.scaledIterations {
-            mailbox.post(.roomDeleted(roomID: "", generation: UInt64(index)))
+            consumerMailbox.post(.roomDeleted(roomID: "", generation: UInt64(index)), from: producerMailbox)
+            if producerMailbox.hasBacklog { producerMailbox.retryBacklog() }
         }
+        while producerMailbox.hasBacklog { producerMailbox.retryBacklog() }
         pthread_join(consumer, nil)
         benchmark.stopMeasurement()
-        mailbox.close()
     }
 
     // Timer-wheel churn: every connection re-arms once per ping interval.
@@ -151,4 +164,9 @@ enum Thread {
             body()
         }
     }
+}
+
+/// Set by the benchmark's consumer thread once it runs on its own CPU.
+final class Flag: Sendable {
+    let value = Atomic<Int>(0)
 }

@@ -60,7 +60,7 @@ public struct ShardedServer: Sendable {
                     throw ServerError.bindFailed(address: address.description, error)
                 }
                 epolls.append(try Epoll())
-                mailboxes.append(try Mailbox())
+                mailboxes.append(try Mailbox(owner: index, workerCount: workerCount))
             }
         } catch let error as ServerError {
             releaseAll()

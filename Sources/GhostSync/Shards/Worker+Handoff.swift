@@ -28,7 +28,7 @@ extension Worker {
         #endif
         // Last touch: from here the target routes server-side commands for it (`ClientRecord.owner`).
         connection.record.owner.store(target, ordering: .releasing)
-        core.mailboxes[target].post(.adopt(Handoff(connection: connection, core: core)))
+        core.mailboxes[target].post(.adopt(Handoff(connection: connection, core: core)), from: mailbox)
     }
 
     /// Receiving side: register, restore queued output and timers, finish the join, then

@@ -95,9 +95,33 @@ extension Worker {
         flushList.removeAll()
         closedSinceFlush.removeAll()
         rooms.removeAll()
-        mailbox.close()  // a handoff already posted here, or posted later, is ended (`endStranded`)
         published.publish(statistics)
         callingHook { handler.onWorkerFailed(index, reason: failure.reason) }
+        serveFailedShard()
+    }
+
+    /// What a failed worker does until shutdown: the other workers may still post to it (a
+    /// handoff that passed the failed-shard check just before the failure, a forwarded server
+    /// message), so it keeps taking its mailbox, waiting on the eventfd alone, and ends every
+    /// connection that arrives (`endStranded`: `onJoinFailed(.roomUnavailable)`, then
+    /// `onDisconnect`). The mailbox itself is closed only at shutdown, when no worker posts
+    /// any more.
+    private func serveFailedShard() {
+        while running {
+            if mailbox.prepareToSleep() {
+                var descriptor = pollfd(fd: mailbox.signal.fd, events: Int16(POLLIN), revents: 0)
+                _ = poll(&descriptor, 1, -1)
+                mailbox.wokeUp()
+                mailbox.signal.drain()
+            }
+            mailbox.drain { command in
+                switch command {
+                case .adopt(let handoff): core.endStranded(handoff.connection)
+                case .stop: running = false
+                default: break  // its rooms and clients are gone
+                }
+            }
+        }
     }
 
     /// Longest a shutdown waits for clients to close their side, in milliseconds.

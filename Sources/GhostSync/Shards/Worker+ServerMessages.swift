@@ -24,7 +24,7 @@ extension Worker {
         let owner = command.record.owner.load(ordering: .acquiring)
         guard owner >= 0 else { return }  // disconnected meanwhile
         guard owner == index else {
-            core.mailboxes[owner].post(.toClient(command))
+            core.mailboxes[owner].post(.toClient(command), from: mailbox)
             return
         }
         guard let connection = heldConnection(for: command.record) else {

@@ -56,7 +56,7 @@ final class Worker {
     var closedSinceFlush: [Connection] = []
     /// Monotonic milliseconds, read once per iteration.
     @exclusivity(unchecked) var now: Int64
-    private var running = true
+    var running = true
     /// Set while closing everything at shutdown: members are not told about each other leaving.
     var isShuttingDown = false
     /// This worker's counters: plain integers, published once per iteration.
@@ -128,19 +128,30 @@ final class Worker {
     func run() {
         while running {
             now = MonotonicClock.nowMilliseconds()
+            // Handoffs that found a peer's ring full: retried in order, soon (see `Mailbox`).
+            if mailbox.hasBacklog { mailbox.retryBacklog() }
+            var timeout = waitTimeout()
+            if mailbox.hasBacklog && (timeout < 0 || timeout > Mailbox.backlogRetryMilliseconds) {
+                timeout = Mailbox.backlogRetryMilliseconds
+            }
+            // Block only once producers know to signal the eventfd; if a command is already
+            // waiting, poll instead (`Mailbox.prepareToSleep` says why no wake-up is lost).
+            if timeout != 0 && !mailbox.prepareToSleep() { timeout = 0 }
             let count: Int
             do {
-                count = try Syscall.epollWait(epoll.fd, events, capacity: Self.eventCapacity, timeoutMilliseconds: waitTimeout())
+                count = try Syscall.epollWait(epoll.fd, events, capacity: Self.eventCapacity, timeoutMilliseconds: timeout)
             } catch {
                 // The epoll descriptor itself failed: nothing more this worker can do.
                 fail(WorkerFailure(worker: index, reason: "epoll_wait: \(error)"))
                 return
             }
+            if timeout != 0 { mailbox.wokeUp() }
             let busySince = MonotonicClock.nowNanoseconds()
             now = Int64(busySince / 1_000_000)
             statistics[.loopIterations] += 1
             // Commands first: a room deleted before a client's frame was sent is seen as deleted.
-            if !mailbox.isEmpty { processMailbox() }
+            // Every iteration: producers signal only a sleeping worker, so an awake one polls.
+            processMailbox()
             for index in 0..<count where running {
                 dispatch(events[index])
             }
@@ -183,9 +194,9 @@ final class Worker {
         case Self.listenerToken:
             acceptConnections()
         case Self.signalToken:
-            // Drain the eventfd before the queue: a post racing with us then re-signals.
+            // Only the doorbell: the commands were taken at the top of this iteration, and one
+            // posted since is seen before the next sleep (`Mailbox.prepareToSleep`).
             mailbox.signal.drain()
-            processMailbox()
         default:
             let slot = Int(token)
             guard let connection = connections[slot] else { return }
@@ -210,10 +221,11 @@ final class Worker {
         return connection.slot >= 0 && !connection.isClosed && connections[Int(connection.slot)] === connection
     }
 
+    /// Runs every queued command in place (no allocation); a command may post more.
     private func processMailbox() {
         assertOnWorkerThread()
         assertNotInHook()
-        for command in mailbox.drain() {
+        mailbox.drain { command in
             switch command {
             case .adopt(let handoff): adopt(handoff.connection)
             case .roomDeleted(let roomID, let generation): markDeleted(roomID, generation: generation)

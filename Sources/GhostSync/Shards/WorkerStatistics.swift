@@ -103,45 +103,52 @@ public struct WorkerStatistics: Sendable, Equatable {
 
 /// The last published copy of a worker's statistics, readable from any thread. Written only by
 /// its worker; a sequence lock lets readers retry if they raced a publish.
+///
+/// All its cells (sequence, counters, histogram) are one `AtomicCells` block of their own
+/// lines (256 B): the worker writes them every iteration, and with one heap object per cell
+/// (as before) the cells of different workers sat side by side in the heap, so each worker's
+/// publish invalidated lines other workers were writing (false sharing between cores).
 final class PublishedStatistics: Sendable {
-    private final class Cell: Sendable {
-        let value = Atomic<Int>(0)
-    }
-
-    /// Odd while a publish is in progress.
-    private let sequence = Atomic<UInt64>(0)
     private static let bucketCount = WorkerStatistics.loopTimeBucketBounds.count + 1
     private static let counterCount = WorkerStatistics.Counter.allCases.count
-    private let cells: [Cell] = (0..<(counterCount + bucketCount)).map { _ in Cell() }
+    /// Cell 0: the sequence, odd while a publish is in progress. Then the counters, then the
+    /// loop-time buckets.
+    private let cells = AtomicCells(count: 1 + counterCount + bucketCount)
+    private static let sequence = 0
+    private static let firstCounter = 1
+    private static let firstBucket = 1 + counterCount
+
+    /// Where the cells are, for layout checks in tests.
+    var block: (address: UInt, byteCount: Int) { (cells.address, cells.byteCount) }
 
     /// Called only by the owning worker.
     func publish(_ statistics: WorkerStatistics) {
-        let start = sequence.load(ordering: .relaxed)
-        sequence.store(start &+ 1, ordering: .relaxed)
+        let start = cells[Self.sequence].load(ordering: .relaxed)
+        cells[Self.sequence].store(start &+ 1, ordering: .relaxed)
         atomicMemoryFence(ordering: .releasing)
         for counter in WorkerStatistics.Counter.allCases {
-            cells[counter.rawValue].value.store(statistics[counter], ordering: .relaxed)
+            cells[Self.firstCounter + counter.rawValue].store(statistics[counter], ordering: .relaxed)
         }
         for bucket in 0..<Self.bucketCount {
-            cells[Self.counterCount + bucket].value.store(statistics.loopTimeCount(bucket: bucket), ordering: .relaxed)
+            cells[Self.firstBucket + bucket].store(statistics.loopTimeCount(bucket: bucket), ordering: .relaxed)
         }
-        sequence.store(start &+ 2, ordering: .releasing)
+        cells[Self.sequence].store(start &+ 2, ordering: .releasing)
     }
 
     /// Called from any thread: a consistent copy of the last publish.
     func snapshot() -> WorkerStatistics {
         while true {
-            let before = sequence.load(ordering: .acquiring)
+            let before = cells[Self.sequence].load(ordering: .acquiring)
             if before & 1 == 1 { continue }
             var copy = WorkerStatistics()
             for counter in WorkerStatistics.Counter.allCases {
-                copy[counter] = cells[counter.rawValue].value.load(ordering: .relaxed)
+                copy[counter] = cells[Self.firstCounter + counter.rawValue].load(ordering: .relaxed)
             }
             for bucket in 0..<Self.bucketCount {
-                copy.setLoopTimeCount(bucket: bucket, cells[Self.counterCount + bucket].value.load(ordering: .relaxed))
+                copy.setLoopTimeCount(bucket: bucket, cells[Self.firstBucket + bucket].load(ordering: .relaxed))
             }
             atomicMemoryFence(ordering: .acquiring)
-            if sequence.load(ordering: .relaxed) == before { return copy }
+            if cells[Self.sequence].load(ordering: .relaxed) == before { return copy }
         }
     }
 }
