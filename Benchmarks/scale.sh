@@ -39,15 +39,7 @@ if [ -z "${WORKERS:-}" ]; then
   [ "$w" -le "$C" ] && WORKERS="$WORKERS $w"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "relay on port $1 did not start" >&2; return 1
-}
+source Benchmarks/ports.sh
 
 join_cpus() { local IFS=,; echo "$*"; }
 

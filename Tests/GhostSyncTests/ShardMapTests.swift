@@ -55,7 +55,7 @@ import Foundation
     func typicalRoomIDsSpreadEvenly(workers: Int) {
         var ids: [String] = []
         for index in 0..<4000 { ids.append("room-\(index)") }
-        var generator = SplitMix(seed: 42)
+        var generator = SplitMix64(seed: 42)
         for _ in 0..<3000 { ids.append(generator.uuid().uuidString.lowercased()) }
         let syllables = ["ka", "zu", "mi", "ro", "ne", "ta", "shi", "po", "la", "ve", "dor", "quin", "ax", "el", "ur"]
         for a in syllables { for b in syllables { for c in syllables where ids.count < 10_000 { ids.append(a + b + c) } } }
@@ -82,17 +82,8 @@ import Foundation
     }
 }
 
-/// A small deterministic generator, so the spread test sees the same IDs every run.
-private struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
+    /// A reproducible UUID, so the spread test sees the same IDs every run.
     mutating func uuid() -> UUID {
         let a = next(), b = next()
         return withUnsafeBytes(of: (a, b)) { UUID(uuid: $0.load(as: uuid_t.self)) }
