@@ -20,12 +20,14 @@ import Foundation
 /// other workers take. Each worker's window has its own lock, which only that worker takes.
 package struct LoggingHandler: ServerHandler {
     private struct DropWindow {
+        /// First, so that this window's counts (and, after them, its mutex) sit more than a
+        /// cache line from the previous allocation: windows are allocated back to back, and
+        /// each is one worker's.
+        private var padding = InlineArray<12, UInt64>(repeating: 0)
         var second: Int64 = 0
         var dropped = 0
         var clients: Set<UUID> = []
         var lastRoomID = ""
-        /// Keeps two workers' windows (separate allocations made back to back) off one cache line.
-        private var padding = InlineArray<12, UInt64>(repeating: 0)
 
         init(second: Int64 = 0) {
             self.second = second
