@@ -44,6 +44,8 @@ struct RelayCommand: AsyncParsableCommand {
     var flushInterval = DurationArgument(argument: "0")!
     @Option(help: "Longest room ID a client may join, in bytes.")
     var maxRoomIDLength = 256
+    @Option(help: "Most members per room, enforced on the room's worker; a join past it gets Error(\"room full: ROOM\") (default: no limit).")
+    var maxClientsPerRoom: Int?
     @Option(help: "Most simultaneous connections from one IP address (default: no limit).")
     var maxConnectionsPerIP: Int?
     @Option(help: "Most frames per second from one connection; over it the connection is closed (default: no limit).")
@@ -71,6 +73,7 @@ struct RelayCommand: AsyncParsableCommand {
         if pingInterval.duration <= .zero { throw ValidationError("--ping-interval must be positive") }
         if flushInterval.duration > .seconds(1) { throw ValidationError("--flush-interval must be at most 1s") }
         if maxRoomIDLength < 1 { throw ValidationError("--max-room-id-length must be at least 1") }
+        if let maxClientsPerRoom, maxClientsPerRoom < 1 { throw ValidationError("--max-clients-per-room must be at least 1") }
         if let maxConnectionsPerIP, maxConnectionsPerIP < 1 { throw ValidationError("--max-connections-per-ip must be at least 1") }
         if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw ValidationError("--max-frames-per-second must be at least 1") }
         for (flag, address) in [("--bind", bind), ("--control", control), ("--metrics", metrics)] {
@@ -107,6 +110,7 @@ struct RelayCommand: AsyncParsableCommand {
         configuration.server.channelCapacity = channelCapacity
         configuration.server.maxRoomIDLength = maxRoomIDLength
         configuration.server.flushInterval = flushInterval.duration
+        configuration.server.maxClientsPerRoom = maxClientsPerRoom
         configuration.server.maxConnectionsPerIP = maxConnectionsPerIP
         configuration.server.maxFramesPerSecond = maxFramesPerSecond
         if !roomNames.isEmpty || roomCount != nil {

@@ -124,6 +124,15 @@ extension Relay {
             #expect(try admin("--control", relay.control, "kick", id) == (1, "", "Error: Client '\(id)' not found\n"))
         }
 
+        @Test func maxClientsPerRoomFlag() throws {
+            let relay = try RelayProcess(["--max-clients-per-room", "1"])
+            let first = try RawClient(port: relay.relayPort)
+            _ = try first.join("lobby")
+            let second = try RawClient(port: relay.relayPort)
+            try second.send(.joinRoom("lobby"))
+            #expect(try second.receive() == .error("room full: lobby"))
+        }
+
         @Test func helpShowsDurationsAsTyped() throws {
             let help = try Subprocess("ghost-sync", ["relay", "--help"])
             #expect(try help.wait() == 0)
@@ -136,7 +145,8 @@ extension Relay {
 
         @Test func badFlagsExitWithUsage() throws {
             for arguments in [["relay", "--workers", "zero"], ["relay", "--idle-timeout", "soon"], ["relay", "--bind", "nonsense"],
-                              ["relay", "--cpus", "3-1"], ["relay", "--log-level", "loud"], ["relay", "--frobnicate"]] {
+                              ["relay", "--cpus", "3-1"], ["relay", "--log-level", "loud"], ["relay", "--frobnicate"],
+                              ["relay", "--max-clients-per-room", "0"]] {
                 let process = try Subprocess("ghost-sync", arguments)
                 #expect(try process.wait() == 64, "\(arguments)")
                 #expect(process.stderrText.contains("Error"), "\(arguments)")
