@@ -10,9 +10,11 @@ import Foundation
 /// `onBackpressure`, `onDisconnect`) run synchronously on the worker thread that owns the
 /// connection (for `onJoin`, the worker the client is on when it asks; for the others, the
 /// worker of its room). They hold up that worker's whole shard while they run: keep them fast,
-/// and never block in them. They may call any `ServerHandle` method. `onRoomCreate` and
+/// and never block in them. They may call any `ServerHandle` method. `onJoined`,
+/// `onJoinFailed` and the `broadcastFilter` run on the room's worker. `onRoomCreate` and
 /// `onRoomDelete` run on the thread that called `createRoom`/`deleteRoom`; `onShutdown` on the
-/// task that awaited `shutdown()`, after every worker has stopped.
+/// task that awaited `shutdown()`, after every worker has stopped (a connection stranded between
+/// workers by the shutdown gets its `onJoinFailed`/`onDisconnect` there, before `onShutdown`).
 public protocol ServerHandler: Sendable {
     /// A TCP connection arrived. Return false to close it at once (before any per-client state
     /// exists). Called by the default `onConnect(_: ConnectingClient)`.
