@@ -171,6 +171,25 @@ extension Relay {
             print("join storm: \(stranded) handoffs stranded at shutdown over 5 rounds on \(workers) workers")
         }
 
+        /// A client that never closes its side holds shutdown for the grace period (1 s); the
+        /// worker must sleep through it. It used to spin: the eventfd that delivered `.stop`
+        /// stayed readable in the lingering wait. Measured on the worker thread itself, 600 ms
+        /// into the grace period (a measurement window, not a synchronisation).
+        @Test func lingeringShutdownDoesNotSpin() async throws {
+            let handle = try await ShardedServer.builder().bind("127.0.0.1:0").workers(1).build().run()
+            let stubborn = try RawClient(port: handle.localAddress.port)
+            try stubborn.send(.ping)
+            _ = try stubborn.receive()  // accepted and served
+            let before = try #require(cpuTicks(ofThreadNamed: "ghost-w0"))
+            let shutdown = Task { await handle.shutdown() }
+            try await Task.sleep(for: .milliseconds(600))
+            let during = try #require(cpuTicks(ofThreadNamed: "ghost-w0"), "the worker ended before the grace period did")
+            await shutdown.value
+            // Ticks are 10 ms: a spinning worker burns about 60 in the window, a sleeping one 0.
+            #expect(during - before < 15, "the worker used \(during - before) ticks of CPU while lingering")
+            _ = stubborn
+        }
+
         @Test func ipv6Loopback() async throws {
             let handle = try await ShardedServer.builder().bind("[::1]:0").workers(2).build().run()
             try handle.createRoom("lobby")
@@ -192,4 +211,22 @@ func workerThreadNames() throws -> [String] {
         if let name = readFile("/proc/self/task/\(tid)/comm"), name.hasPrefix("ghost-w") { names.append(name) }
     }
     return names
+}
+
+/// User plus system CPU time of this process's thread named `name`, in clock ticks.
+func cpuTicks(ofThreadNamed name: String) -> Int? {
+    guard let directory = opendir("/proc/self/task") else { return nil }
+    defer { closedir(directory) }
+    while let entry = readdir(directory) {
+        let tid = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard readFile("/proc/self/task/\(tid)/comm")?.trimmingCharacters(in: .whitespacesAndNewlines) == name,
+              let stat = readFile("/proc/self/task/\(tid)/stat"),
+              let close = stat.lastIndex(of: ")")
+        else { continue }
+        // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return nil }
+        return user + system
+    }
+    return nil
 }

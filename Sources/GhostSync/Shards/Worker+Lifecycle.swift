@@ -40,6 +40,10 @@ extension Worker {
         isShuttingDown = true
         epoll.remove(listener.fd)
         listener.close()
+        // The doorbell that brought `.stop` may still be readable (the loop stopped before
+        // dispatching its event): left in the set, it would make every lingering wait below
+        // return at once, spinning for the whole grace period.
+        epoll.remove(mailbox.signal.fd)
         var lingering = 0
         for case let connection? in connections where !connection.isClosed {
             flush(connection)
