@@ -37,6 +37,9 @@ package struct LoggingHandler: ServerHandler {
     /// One window per worker (index modulo the count; off-worker calls share the last one).
     private static let windowCount = 256
 
+    /// The calling worker (off-worker calls share the last window).
+    private static var currentWorker: Int { ShardedServer.currentWorkerIndex ?? (windowCount - 1) }
+
     let logger: Logger
     private let windows: [Locked<DropWindow>] = (0..<LoggingHandler.windowCount).map { _ in Locked(DropWindow()) }
 
@@ -60,7 +63,7 @@ package struct LoggingHandler: ServerHandler {
 
     package func onBackpressure(clientID: UUID, roomID: String) {
         let second = MonotonicClock.nowMilliseconds() / 1000
-        let worker = ShardedServer.currentWorkerIndex ?? (Self.windowCount - 1)
+        let worker = Self.currentWorker
         let report: DropWindow? = windows[worker % Self.windowCount].withLock { window in
             window.dropped += 1
             window.clients.insert(clientID)
@@ -94,7 +97,7 @@ package struct LoggingHandler: ServerHandler {
     package func onDisconnect(clientID: UUID, address: SocketAddress, reason: DisconnectReason) {
         // Drops this worker counted since its last line are reported now rather than held
         // until its next drop.
-        let worker = ShardedServer.currentWorkerIndex ?? (Self.windowCount - 1)
+        let worker = Self.currentWorker
         let pending: DropWindow? = windows[worker % Self.windowCount].withLock { window in
             guard window.dropped > 0 else { return nil }
             defer { window = DropWindow(second: window.second) }

@@ -69,14 +69,23 @@ final class ServerCore: Sendable {
     /// thread that closes the mailbox (`ServerHandle.shutdown`), after every worker stopped.
     func endStranded(_ connection: Connection) {
         guard connection.closeStranded() else { return }
-        connection.record.owner.store(-1, ordering: .releasing)
-        clients.remove(connection.id)
-        releaseIP(connection.address)
-        connectionCount.wrappingSubtract(1, ordering: .releasing)
+        forget(connection.record)
         if let roomID = connection.pendingJoin {
             handler.onJoinFailed(clientID: connection.id, roomID: roomID, reason: .roomUnavailable)
         }
         handler.onDisconnect(clientID: connection.id, address: connection.address, reason: .connectionClosed)
+    }
+
+    /// Takes back everything a client held across threads once its connection has ended:
+    /// routing (`owner`), the directory entry, the per-IP slot and the count. The one place
+    /// both ways a connection ends (`Worker.close`, `endStranded`) release it.
+    func forget(_ client: ClientRecord) {
+        client.owner.store(-1, ordering: .releasing)
+        clients.remove(client.id)
+        // The per-IP slot goes back before the count drops (and the drop is a release), so
+        // whoever sees `clientCount` fall can reconnect from the same address at once.
+        releaseIP(client.address)
+        connectionCount.wrappingSubtract(1, ordering: .releasing)
     }
 
     func releaseIP(_ address: SocketAddress) {

@@ -16,18 +16,13 @@ extension Worker {
         assertNotInHook()
         guard !connection.isClosed else { return }
         connection.isClosed = true
-        connection.record.owner.store(-1, ordering: .releasing)
         closedSinceFlush.append(connection)
         leaveRoom(connection)
         unregister(connection)
         Syscall.close(connection.fd)  // also removes it from the epoll set
         connection.outbox.removeAll()
         connection.decoder.reset()
-        core.clients.remove(connection.id)
-        // The per-IP slot goes back before the count drops (and the drop is a release), so
-        // whoever sees `clientCount` fall can reconnect from the same address at once.
-        core.releaseIP(connection.address)
-        core.connectionCount.wrappingSubtract(1, ordering: .releasing)
+        core.forget(connection.record)
         statistics.countDisconnect(reason)
         callingHook { handler.onDisconnect(clientID: connection.id, address: connection.address, reason: reason) }
     }

@@ -82,8 +82,7 @@ extension Worker {
         // A full room is refused here, where the client can stay in its current room; the
         // room's worker checks again, exactly, when the join arrives (`completeJoin`).
         if maxClientsPerRoom != .max, record.memberCount >= maxClientsPerRoom {
-            statistics[.joinsRefusedFull] += 1
-            send(.error("room full: \(roomID)"), to: connection)
+            refuseFullRoom(roomID, to: connection)
             return .proceed
         }
         guard callingHook({ handler.onJoin(clientID: connection.id, roomID: roomID, address: connection.address) }) else {
@@ -119,8 +118,7 @@ extension Worker {
         }
         // Every join of this room completes here, on its worker: the capacity check is exact.
         guard room.memberCount < maxClientsPerRoom else {
-            statistics[.joinsRefusedFull] += 1
-            send(.error("room full: \(roomID)"), to: connection)
+            refuseFullRoom(roomID, to: connection)
             callingHook { handler.onJoinFailed(clientID: connection.id, roomID: roomID, reason: .roomFull) }
             return
         }
@@ -134,6 +132,11 @@ extension Worker {
             fanOut(SharedFrame.encoding(.playerJoined(clientID: connection.id), pool: framePool), in: room, except: connection)
         }
         callingHook { handler.onJoined(clientID: connection.id, roomID: roomID) }
+    }
+
+    private func refuseFullRoom(_ roomID: String, to connection: Connection) {
+        statistics[.joinsRefusedFull] += 1
+        send(.error("room full: \(roomID)"), to: connection)
     }
 
     /// Leaves the current room, if any: the others get PlayerLeft, then `onLeave` runs.

@@ -57,9 +57,10 @@ extension Worker {
             frame.release()
         case .disconnect(let reason):
             // Tell it why, with what is still queued, before it goes (a full socket loses it).
-            send(.error(reason.isEmpty ? "kicked" : "kicked: \(reason)"), to: connection)
+            let kicked = DisconnectReason.kicked(reason)
+            send(.error(kicked.description), to: connection)
             flush(connection)
-            close(connection, reason: .kicked(reason))
+            close(connection, reason: kicked)
         }
     }
 
