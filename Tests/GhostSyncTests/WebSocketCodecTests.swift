@@ -319,4 +319,32 @@ import Foundation
         #expect(outbox.takeUnsentBytes(webSocket: true) == Array(expected.dropFirst(5)))
         for frame in frames { frame.release() }
     }
+
+    // MARK: docs/protocol.md
+
+    private func hex(_ text: String) -> [UInt8] {
+        let digits = Array(text.filter { !$0.isWhitespace })
+        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(digits[$0...$0 + 1]), radix: 16)! }
+    }
+
+    @Test func theProtocolDocumentsVectorsHold() throws {
+        let clientJoin = run([hex("8291 37fa213d 37fa213d32fa213d37fa213d5b95435f4e")])
+        #expect(clientJoin.events == [.message(2, Array(ClientWire.joinRoom("lobby").encodedFrame().dropFirst(4)))])
+        #expect(run([hex("8284 37fa213d 35fa213d")]).events == [.message(2, [2, 0, 0, 0])])
+        #expect(WebSocketFrame.clientFrame(opcode: .binary, payload: [2, 0, 0, 0], mask: 0x37FA_213D) == hex("8284 37fa213d 35fa213d"))
+
+        let uuid = UUID(uuidString: "00112233-4455-6677-8899-aabbccddeeff")!
+        func onTheWire(_ message: ServerWire) -> [UInt8] {
+            let frame = SharedFrame.encoding(message)
+            defer { frame.release() }
+            var outbox = Outbox()
+            outbox.append(frame)
+            return outbox.takeUnsentBytes(webSocket: true)
+        }
+        #expect(onTheWire(.joined(clientID: uuid, roomID: "lobby")) == hex("8221 00000000 00112233445566778899aabbccddeeff 0500000000000000 6c6f626279"))
+        #expect(onTheWire(.ping) == hex("8204 03000000"))
+        let broadcast = onTheWire(.broadcast(senderID: uuid, data: Array(repeating: 0, count: 200)))
+        #expect(Array(broadcast.prefix(8)) == hex("827e00e4 06000000"))
+        #expect(broadcast.count == 4 + 228)
+    }
 }
