@@ -126,5 +126,7 @@ if [ "$status" -ne 0 ]; then
   exit 2
 fi
 echo "autobahn: fuzzingclient finished in $elapsed s"
+# A refused connection ends the whole run early: the cases after it show up as MISSING.
+grep -E '^Connection to .* failed' "$WORK/fuzzingclient.log" | sed 's/^/autobahn: fuzzingclient: /' || true
 
 python3 "$HERE/summary.py" "$REPORTS" --cases "$WORK/cases.txt" --baseline "$BASELINE"

@@ -149,7 +149,8 @@ def main():
         if missing:
             failures += len(missing)
             print("")
-            print("  MISSING (in the spec, no result): %s" % " ".join(missing))
+            shown = " ".join(missing[:20]) + (" ... and %d more" % (len(missing) - 20) if len(missing) > 20 else "")
+            print("  MISSING (in the spec, no result; the fuzzer stopped early?): %s" % shown)
         if baseline is not None:
             stale = sorted((c for c in baseline if results.get(c, {}).get("behavior") == "OK"), key=case_key)
             if stale:
