@@ -100,6 +100,63 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // A room of 100 members, half on TCP and half on WebSocket: still one encode per
+    // broadcast, and each outbox is gathered and consumed in its own wire form (a WebSocket
+    // member's header is written into the worker's scratch, never allocated). Steady state: no
+    // malloc per recipient.
+    do {
+        let pool = FramePool()
+        let outboxes = (0..<100).map { _ in OutboxBox() }
+        let vectors = UnsafeMutablePointer<iovec>.allocate(capacity: 16)
+        let headers = UnsafeMutableRawPointer.allocate(byteCount: 16 * Outbox.headerStride, alignment: 16)
+        Benchmark("Fanout.MixedTransports100", configuration: .init(scalingFactor: .kilo)) { benchmark in
+            let size = 4 + ServerWire.broadcastPayloadSize(dataCount: payload.count)
+            benchmark.startMeasurement()
+            for _ in benchmark.scaledIterations {
+                let frame = SharedFrame.allocate(count: size, pool: pool)
+                payload.withUnsafeBytes { data in
+                    var writer = WireWriter(frame.buffer)
+                    writer.writeFrameLength(size - 4)
+                    ServerWire.writeBroadcastBody(senderID: sender, data: data, into: &writer)
+                }
+                for box in outboxes { box.outbox.append(frame) }
+                frame.release()
+                for (index, box) in outboxes.enumerated() {
+                    if index & 1 == 0 {
+                        let gathered = box.outbox.gather(into: vectors, limit: 16)
+                        box.outbox.consume(gathered.bytes)
+                    } else {
+                        let gathered = box.outbox.gatherWebSocket(into: vectors, headers: headers, limit: 16)
+                        box.outbox.consumeWebSocket(gathered.bytes)
+                    }
+                }
+            }
+        }
+    }
+
+    // WebSocket input as a worker reads it: 1,000 masked binary messages of a 64-byte broadcast
+    // in one buffer, unmasked in place and handed out with no copy. The buffer is re-masked
+    // (the same XOR) outside the measurement each round.
+    do {
+        let message = Array(ClientWire.broadcast(payload).encodedFrame().dropFirst(4))
+        let masked = (0..<1000).flatMap { WebSocketFrame.clientFrame(opcode: .binary, payload: message, mask: UInt32($0) &* 0x9E37_79B9) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: masked.count, alignment: 16)
+        Benchmark("WebSocketDecoder.Messages1000", configuration: .init(scalingFactor: .one)) { benchmark in
+            var decoder = WebSocketFrameDecoder(maxMessageSize: 64 * 1024)
+            for _ in benchmark.scaledIterations {
+                masked.withUnsafeBytes { buffer.copyMemory(from: $0) }
+                benchmark.startMeasurement()
+                var total = 0
+                _ = try? decoder.feed(buffer) { event in
+                    if case .message(_, let bytes) = event { total &+= bytes.count }
+                    return .proceed
+                }
+                benchmark.stopMeasurement()
+                blackHole(total)
+            }
+        }
+    }
+
     // The cross-shard queue between two pinned threads, as two workers use it: the producer
     // posts through its ring (what finds the ring full waits in its backlog and is retried, as
     // a worker does every iteration), the consumer drains in place. The mailboxes are made
