@@ -4,6 +4,11 @@
 // client's behaviour against a scripted fake WebSocket (no network).
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as moduleExports from "../../Sources/GhostSyncRelay/Web/ghost-sync.js";
 import {
     GhostSync, GhostSyncClient, PROTOCOL, ProtocolError, RelayError, CLOSE_PROTOCOL_ERROR,
     encodeClient, decodeClient, encodeServer, decodeServer, toBytes, toHex,
@@ -441,5 +446,87 @@ describe("client against a fake relay", () => {
         assert.equal(await first, bob);
         socket.deliver({ type: "playerLeft", clientId: bob });  // nobody left to queue it for
         await client.close();
+    });
+});
+
+// ---------------------------------------------------------------------------------------------
+// ghost-sync.d.ts describes the module exactly.
+
+const declarationsURL = new URL("../../Sources/GhostSyncRelay/Web/ghost-sync.d.ts", import.meta.url);
+const declarations = readFileSync(declarationsURL, "utf8");
+
+describe("ghost-sync.d.ts", () => {
+    test("declares every runtime export and nothing else", () => {
+        const declared = [...declarations.matchAll(/^export declare (?:const|function|class) (\w+)/gm)].map((match) => match[1]);
+        assert.deepEqual([...new Set(declared)].sort(), Object.keys(moduleExports).sort());
+    });
+
+    test("declares every public member of GhostSyncClient and of GhostSync", () => {
+        const body = declarations.slice(declarations.indexOf("export declare class GhostSyncClient"));
+        const classBody = body.slice(0, body.indexOf("\n}\n"));
+        const declared = new Set([...classBody.matchAll(/^ {4}(?:readonly |static )?(\w+)[(<:]/gm)].map((match) => match[1]));
+        const runtime = Object.getOwnPropertyNames(GhostSyncClient.prototype).filter((name) => name !== "constructor");
+        runtime.push(...Object.getOwnPropertyNames(GhostSyncClient).filter((name) => typeof GhostSyncClient[name] === "function"));
+        for (const name of runtime) assert.ok(declared.has(name), `${name} is not declared`);
+        for (const name of declared) {
+            if (name === "addEventListener" || name === "removeEventListener") continue;
+            assert.ok(runtime.includes(name), `${name} is declared but not in the module`);
+        }
+        const ghostSync = declarations.slice(declarations.indexOf("export declare const GhostSync:"));
+        const keys = [...ghostSync.matchAll(/^ {4}(\w+)[(:]/gm)].map((match) => match[1]);
+        assert.deepEqual(keys.sort(), Object.keys(GhostSync).sort());
+    });
+
+    test("type-checks a program using the whole API with tsc --strict (skipped without tsc)", (context) => {
+        try {
+            execFileSync("tsc", ["--version"], { stdio: "ignore" });
+        } catch {
+            context.skip("no tsc on PATH (Debian: apt-get install node-typescript)");
+            return;
+        }
+        const directory = mkdtempSync(join(tmpdir(), "ghost-sync-types-"));
+        try {
+            const module = JSON.stringify(new URL("../../Sources/GhostSyncRelay/Web/ghost-sync.js", import.meta.url).pathname);
+            writeFileSync(join(directory, "use.ts"), `
+                import { GhostSync, GhostSyncClient, BroadcastEvent, RelayError, toHex, decodeServer, encodeClient } from ${module};
+                export async function use(): Promise<void> {
+                    const client: GhostSyncClient = await GhostSync.connect("ws://127.0.0.1:7780/", { timeout: 5000, maxPayload: 1024 });
+                    const joined: { clientId: string; roomId: string } = await client.join("lobby");
+                    client.addEventListener("broadcast", (event) => { const text: string = event.senderId + event.text + toHex(event.data); });
+                    client.addEventListener("playerLeft", (event) => { const id: string = event.clientId; });
+                    client.addEventListener("error", (event) => { const message: string = event.message; });
+                    client.addEventListener("close", (event) => { const clean: boolean = event.wasClean && event.code === 1000; });
+                    client.broadcast("text"); client.broadcast(new Uint8Array(2)); client.broadcast(new ArrayBuffer(1));
+                    const echoed: Uint8Array = await client.echoTest("x");
+                    for await (const event of client) { if (event.type === "broadcast") { const broadcast: BroadcastEvent = event; } }
+                    const message = decodeServer(encodeClient({ type: "broadcast", data: "hi" }));
+                    if (message.type === "joined") { const id: string = message.clientId; }
+                    const error = new RelayError("x"); const name: "RelayError" = error.name;
+                    client.leave();
+                    const info = await client.close(); const reason: string = info.reason;
+                    const id: string | null = client.clientId;
+                }
+            `);
+            writeFileSync(join(directory, "misuse.ts"), `
+                import { GhostSync } from ${module};
+                export async function misuse(): Promise<void> {
+                    const client = await GhostSync.connect("ws://x/");
+                    client.addEventListener("broadcast", (event) => event.nonexistent);
+                    client.broadcast(5);
+                }
+            `);
+            const flags = ["--strict", "--noEmit", "--target", "es2022", "--module", "es2022", "--moduleResolution", "node", "--lib", "es2022,dom,dom.iterable"];
+            execFileSync("tsc", [...flags, join(directory, "use.ts")], { encoding: "utf8" });
+            let output = "";
+            try {
+                execFileSync("tsc", [...flags, join(directory, "misuse.ts")], { encoding: "utf8" });
+            } catch (error) {
+                output = error.stdout;
+            }
+            assert.match(output, /Property 'nonexistent' does not exist on type 'BroadcastEvent'/);
+            assert.match(output, /Argument of type 'number' is not assignable/);
+        } finally {
+            rmSync(directory, { recursive: true, force: true });
+        }
     });
 });
