@@ -17,16 +17,18 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // Only what Glibc does not import cleanly: epoll, eventfd, CPU_SET macros, _GNU_SOURCE calls.
         .target(name: "CGhostSyncShims"),
         // libnuma, found through pkg-config; Debian package libnuma-dev (the Makefile installs it).
         .systemLibrary(name: "CNuma", pkgConfig: "numa", providers: [.apt(["libnuma-dev"])]),
-        // The engine and the client: no dependency beyond the toolchain.
+        // The engine and the client. Beyond the toolchain only swift-crypto, for the SHA-1 of the
+        // WebSocket handshake's accept key (RFC 6455 §4.2.2).
         .target(
             name: "GhostSync",
-            dependencies: ["CGhostSyncShims", "CNuma"],
+            dependencies: ["CGhostSyncShims", "CNuma", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Client/README.md", "Wire/README.md", "Reactor/README.md", "Shards/README.md", "Rooms/README.md", "Server/README.md"]
         ),
         // The packaged relay's operations pieces: control protocol, Prometheus endpoint, logging,
@@ -38,6 +40,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            // The browser client and demo page the WebSocket port serves, compiled into the
+            // binary (no files to install beside it, nothing read from disk at run time).
+            resources: [
+                .embedInCode("Web/index.html"),
+                .embedInCode("Web/demo.js"),
+                .embedInCode("Web/demo.css"),
+                .embedInCode("Web/ghost-sync.js"),
+                .embedInCode("Web/ghost-sync.d.ts"),
             ]
         ),
         // The load generator behind `ghost-sync bench`: raw epoll clients for GhostSync, Redis

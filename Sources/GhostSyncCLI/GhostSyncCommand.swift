@@ -9,6 +9,6 @@ struct GhostSyncCommand: AsyncParsableCommand {
         commandName: "ghost-sync",
         abstract: "A room-based TCP relay for real-time multiplayer, wire-compatible with ghost-sync.",
         version: version,
-        subcommands: [RelayCommand.self, JoinCommand.self, SendCommand.self, AdminCommand.self, BenchCommand.self]
+        subcommands: [RelayCommand.self, JoinCommand.self, SendCommand.self, AdminCommand.self, BenchCommand.self, WebSocketEchoCommand.self]
     )
 }

@@ -12,7 +12,8 @@ struct RelayCommand: AsyncParsableCommand {
         abstract: "Run the relay (SIGINT/SIGTERM stop it gracefully).",
         discussion: """
             With no room flags it creates lobby, deathmatch and duel. Once everything listens it \
-            prints one line on stdout: `ghost-sync ready relay=ADDR control=ADDR metrics=ADDR`.
+            prints one line on stdout: `ghost-sync ready relay=ADDR ws=ADDR control=ADDR metrics=ADDR` \
+            (`off` for an endpoint that is turned off).
             """
     )
 
@@ -50,6 +51,10 @@ struct RelayCommand: AsyncParsableCommand {
     var maxConnectionsPerIP: Int?
     @Option(help: "Most frames per second from one connection; over it the connection is closed (default: no limit).")
     var maxFramesPerSecond: Int?
+    @Option(name: .customLong("ws"), help: "WebSocket address for browsers (also serves the demo page at /), e.g. 0.0.0.0:7780 (default: off).")
+    var webSocket: String?
+    @Option(name: .customLong("ws-origin"), help: "Allow WebSocket connections only from this Origin, e.g. https://game.example.com (repeatable; default: any).")
+    var webSocketOrigins: [String] = []
     @Option(help: "Control protocol address (no authentication: keep it on loopback).")
     var control = "127.0.0.1:8888"
     @Flag(name: .customLong("no-control"), help: "Turn the control endpoint off.")
@@ -76,7 +81,8 @@ struct RelayCommand: AsyncParsableCommand {
         if let maxClientsPerRoom, maxClientsPerRoom < 1 { throw ValidationError("--max-clients-per-room must be at least 1") }
         if let maxConnectionsPerIP, maxConnectionsPerIP < 1 { throw ValidationError("--max-connections-per-ip must be at least 1") }
         if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw ValidationError("--max-frames-per-second must be at least 1") }
-        for (flag, address) in [("--bind", bind), ("--control", control), ("--metrics", metrics)] {
+        if webSocket == nil && !webSocketOrigins.isEmpty { throw ValidationError("--ws-origin needs --ws") }
+        for (flag, address) in [("--bind", bind), ("--control", control), ("--metrics", metrics), ("--ws", webSocket ?? "127.0.0.1:0")] {
             do { _ = try SocketAddress(parsing: address) } catch { throw ValidationError("\(flag): \(error)") }
         }
     }
@@ -113,6 +119,11 @@ struct RelayCommand: AsyncParsableCommand {
         configuration.server.maxClientsPerRoom = maxClientsPerRoom
         configuration.server.maxConnectionsPerIP = maxConnectionsPerIP
         configuration.server.maxFramesPerSecond = maxFramesPerSecond
+        if let webSocket {
+            var settings = WebSocketConfiguration(bindAddress: webSocket)
+            settings.allowedOrigins = webSocketOrigins.isEmpty ? nil : webSocketOrigins
+            configuration.server.webSocket = settings
+        }
         if !roomNames.isEmpty || roomCount != nil {
             configuration.rooms = roomNames + (roomCount.map { count in (0..<count).map { "room-\($0 + 1)" } } ?? [])
         }

@@ -18,12 +18,14 @@ public struct RelayConfiguration: Sendable {
 /// The addresses the relay ended up bound to (the real ports when port 0 was asked).
 public struct RelayAddresses: Sendable {
     public let relay: SocketAddress
+    /// The WebSocket port (demo page and browser clients), when it is on.
+    public let webSocket: SocketAddress?
     public let control: SocketAddress?
     public let metrics: SocketAddress?
 
     /// One machine-readable line, printed on stdout once everything listens.
     public var readyLine: String {
-        "ghost-sync ready relay=\(relay) control=\(control.map(\.description) ?? "off") metrics=\(metrics.map(\.description) ?? "off")"
+        "ghost-sync ready relay=\(relay) ws=\(webSocket.map(\.description) ?? "off") control=\(control.map(\.description) ?? "off") metrics=\(metrics.map(\.description) ?? "off")"
     }
 }
 
@@ -52,6 +54,11 @@ public struct RelayService: Service, CustomStringConvertible {
     public func run() async throws {
         var serverConfiguration = configuration.server
         serverConfiguration.handler = LoggingHandler(logger: logger)
+        // The WebSocket port serves the demo page and the JavaScript client unless the
+        // embedder gave it other files.
+        if serverConfiguration.webSocket?.resources.isEmpty == true {
+            serverConfiguration.webSocket?.resources = WebFiles.resources
+        }
         let startedAt = ContinuousClock.now
         let ops = Locked<OpsServer?>(nil)
         let service = ShardedServerService(ShardedServer(configuration: serverConfiguration), onStart: { handle in
@@ -60,6 +67,7 @@ public struct RelayService: Service, CustomStringConvertible {
             ops.withLock { $0 = server }
             let addresses = RelayAddresses(
                 relay: handle.localAddress,
+                webSocket: handle.webSocketAddress,
                 control: configuration.controlAddress == nil ? nil : server?.addresses.first,
                 metrics: configuration.metricsAddress == nil ? nil : server?.addresses.last)
             logBanner(handle, addresses)
@@ -113,6 +121,7 @@ public struct RelayService: Service, CustomStringConvertible {
         logger.info("ghost-sync relay started", metadata: [
             "version": "\(version)",
             "bind": "\(addresses.relay)",
+            "ws": "\(addresses.webSocket.map { "ws://\($0)/ (demo page: http://\($0)/)" } ?? "off")",
             "listeners": "\(topology.workers.count) (SO_REUSEPORT, one per worker)",
             "workers": "\(workers.joined(separator: " "))",
             "numa_nodes": "\(topology.numaNodeCount)",

@@ -11,7 +11,15 @@ public struct ConnectingClient: Sendable {
     /// carry).
     public var id: UUID { record.id }
     public var address: SocketAddress { record.address }
+    /// How the client connected. A WebSocket client reaches `onConnect` once its upgrade
+    /// request has passed every check, just before the 101 answer.
+    public let transport: ClientTransport
     let record: ClientRecord
+
+    init(record: ClientRecord, transport: ClientTransport = .tcp) {
+        self.record = record
+        self.transport = transport
+    }
 
     /// Attaches `value` as the client's `T`, readable with `ServerHandle.clientMeta(_:as:)`
     /// from any hook that follows. Discarded if `onConnect` refuses the connection.

@@ -40,6 +40,8 @@ public struct ServerConfiguration: Sendable {
     /// Most frames a connection may send per second; nil (the default) means no limit.
     /// A connection over it is closed with `DisconnectReason.rateLimited`.
     public var maxFramesPerSecond: Int?
+    /// The WebSocket transport; nil (the default) means off.
+    public var webSocket: WebSocketConfiguration?
 
     public init() {}
 
@@ -62,6 +64,8 @@ public struct ServerConfiguration: Sendable {
         if let maxClientsPerRoom, maxClientsPerRoom < 1 { throw .invalidConfiguration("maxClientsPerRoom must be at least 1") }
         if let maxConnectionsPerIP, maxConnectionsPerIP < 1 { throw .invalidConfiguration("maxConnectionsPerIP must be at least 1") }
         if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw .invalidConfiguration("maxFramesPerSecond must be at least 1") }
-        return self
+        var validated = self
+        validated.webSocket = try webSocket?.validated()
+        return validated
     }
 }

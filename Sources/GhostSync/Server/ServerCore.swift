@@ -7,6 +7,8 @@ final class ServerCore: Sendable {
     let handler: any ServerHandler
     let topology: ServerTopology
     let localAddress: SocketAddress
+    /// Where the WebSocket listeners are bound, when the transport is on.
+    let webSocketAddress: SocketAddress?
     let rooms: RoomDirectory
     let clients = ClientDirectory()
     let mailboxes: [Mailbox]
@@ -23,11 +25,15 @@ final class ServerCore: Sendable {
     let idleTimeoutMilliseconds: Int64
     let pingIntervalMilliseconds: Int64
 
-    init(configuration: ServerConfiguration, topology: ServerTopology, localAddress: SocketAddress, mailboxes: [Mailbox]) {
+    init(
+        configuration: ServerConfiguration, topology: ServerTopology, localAddress: SocketAddress,
+        webSocketAddress: SocketAddress? = nil, mailboxes: [Mailbox]
+    ) {
         self.configuration = configuration
         self.handler = configuration.handler
         self.topology = topology
         self.localAddress = localAddress
+        self.webSocketAddress = webSocketAddress
         self.rooms = RoomDirectory(shardMap: ShardMap(workerCount: topology.workers.count))
         self.mailboxes = mailboxes
         self.statistics = mailboxes.map { _ in PublishedStatistics() }

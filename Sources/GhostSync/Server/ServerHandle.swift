@@ -32,6 +32,9 @@ public final class ServerHandle: Sendable {
 
     /// The address the server listens on (with the real port when bound to port 0).
     public var localAddress: SocketAddress { core.localAddress }
+    /// The address the WebSocket listeners are bound to (the port picked when bound to port 0),
+    /// or nil when the WebSocket transport is off.
+    public var webSocketAddress: SocketAddress? { core.webSocketAddress }
 
     /// Workers, their CPUs and NUMA nodes.
     public var topology: ServerTopology { core.topology }

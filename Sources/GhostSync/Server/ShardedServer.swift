@@ -37,16 +37,22 @@ public struct ShardedServer: Sendable {
         let configuration = try configuration.validated()
         let requested: SocketAddress
         do { requested = try SocketAddress(parsing: configuration.bindAddress) } catch { throw .invalidAddress(error) }
+        var requestedWebSocket: SocketAddress?
+        if let webSocket = configuration.webSocket {
+            do { requestedWebSocket = try SocketAddress(parsing: webSocket.bindAddress) } catch { throw .invalidAddress(error) }
+        }
         let topology = try MachineTopology.plan(
             workers: configuration.workers, cpus: configuration.cpus,
             pinning: configuration.pinning, numaAware: configuration.numaAware)
         let workerCount = topology.workers.count
 
         var listeners: [Listener] = []
+        var webSocketListeners: [Listener] = []
         var epolls: [Epoll] = []
         var mailboxes: [Mailbox] = []
         func releaseAll() {
             listeners.forEach { $0.close() }
+            webSocketListeners.forEach { $0.close() }
             epolls.forEach { $0.close() }
             mailboxes.forEach { $0.close() }
         }
@@ -58,6 +64,14 @@ public struct ShardedServer: Sendable {
                     listeners.append(try Listener(bindingTo: address))
                 } catch {
                     throw ServerError.bindFailed(address: address.description, error)
+                }
+                if let requestedWebSocket {
+                    let address = index == 0 ? requestedWebSocket : requestedWebSocket.withPort(webSocketListeners[0].address.port)
+                    do {
+                        webSocketListeners.append(try Listener(bindingTo: address))
+                    } catch {
+                        throw ServerError.bindFailed(address: address.description, error)
+                    }
                 }
                 epolls.append(try Epoll())
                 mailboxes.append(try Mailbox(owner: index, workerCount: workerCount))
@@ -75,20 +89,22 @@ public struct ShardedServer: Sendable {
 
         let core = ServerCore(
             configuration: configuration, topology: topology,
-            localAddress: listeners[0].address, mailboxes: mailboxes)
+            localAddress: listeners[0].address, webSocketAddress: webSocketListeners.first?.address, mailboxes: mailboxes)
         let started = CompletionLatch(count: workerCount)
         let stopped = CompletionLatch(count: workerCount)
         var threads: [pthread_t] = []
         for index in 0..<workerCount {
             let launch = WorkerLaunch(
                 index: index, placement: topology.workers[index], core: core,
-                listener: listeners[index], epoll: epolls[index], started: started, stopped: stopped)
+                listener: listeners[index], webSocketListener: webSocketListeners.isEmpty ? nil : webSocketListeners[index],
+                epoll: epolls[index], started: started, stopped: stopped)
             do {
                 threads.append(try WorkerThread.start(launch))
             } catch {
                 // Workers already running stop through their mailboxes; the rest are closed here.
                 for later in index..<workerCount {
                     listeners[later].close()
+                    if !webSocketListeners.isEmpty { webSocketListeners[later].close() }
                     epolls[later].close()
                     started.arrive(nil)
                     stopped.arrive(nil)
@@ -154,6 +170,11 @@ public struct ShardedServerBuilder: Sendable {
     /// Most frames per second from one connection; over it, the connection is closed with
     /// `.rateLimited` (default: no limit).
     public func maxFramesPerSecond(_ count: Int?) -> Self { with { $0.maxFramesPerSecond = count } }
+    /// Turns the WebSocket transport on, listening on `address` (default: off). Browsers then
+    /// join the same rooms as TCP clients; see `WebSocketConfiguration`.
+    public func webSocket(bind address: String) -> Self { with { $0.webSocket = WebSocketConfiguration(bindAddress: address) } }
+    /// Turns the WebSocket transport on with every option of `WebSocketConfiguration` (nil: off).
+    public func webSocket(_ configuration: WebSocketConfiguration?) -> Self { with { $0.webSocket = configuration } }
 
     public func build() -> ShardedServer {
         ShardedServer(configuration: configuration)

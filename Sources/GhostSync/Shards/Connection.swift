@@ -18,6 +18,8 @@ final class Connection {
     let record: ClientRecord
     var decoder: FrameDecoder
     @exclusivity(unchecked) var outbox = Outbox()
+    /// A WebSocket connection's handshake and framing state; nil for TCP.
+    @exclusivity(unchecked) var webSocket: WebSocketSession?
 
     /// The room this client is in; it belongs to the same worker as this connection.
     /// Kept as a manually retained reference so that the relay path can borrow it without an
@@ -132,6 +134,7 @@ final class Connection {
     }
 
     var id: UUID { record.id }
+    var transport: ClientTransport { webSocket == nil ? .tcp : .webSocket }
     var address: SocketAddress { record.address }
 
     /// Closes the socket of a connection stranded in a mailbox after its worker stopped; true

@@ -86,6 +86,55 @@ package struct Outbox: ~Copyable {
         return (used, total)
     }
 
+    /// As `gather`, for a WebSocket client: a relay frame goes out as one binary message, its
+    /// WebSocket header (written into `headers`, `headerStride` bytes per frame, from the
+    /// payload length alone) and then its payload without the TCP length prefix. So one
+    /// encoded frame serves both transports, and nothing is copied per recipient. A verbatim
+    /// frame goes out as it is. `headOffset` counts bytes of the head frame's wire form.
+    @inline(__always)
+    package func gatherWebSocket(into vectors: UnsafeMutablePointer<iovec>, headers: UnsafeMutableRawPointer, limit: Int) -> (vectors: Int, bytes: Int) {
+        var used = 0
+        var total = 0
+        var index = 0
+        while index < count && used + 2 <= limit {
+            let frame = frame(at: index)
+            var skip = index == 0 ? headOffset : 0
+            if frame.isVerbatim {
+                vectors[used] = iovec(iov_base: frame.bytes + skip, iov_len: frame.count - skip)
+                used += 1
+                total += frame.count - skip
+            } else {
+                let payloadLength = frame.count - WireSize.framePrefix
+                let header = headers + index * Self.headerStride
+                let headerSize = WebSocketFrame.writeServerHeader(opcode: .binary, payloadLength: payloadLength, to: header)
+                if skip < headerSize {
+                    vectors[used] = iovec(iov_base: header + skip, iov_len: headerSize - skip)
+                    used += 1
+                    total += headerSize - skip
+                    skip = 0
+                } else {
+                    skip -= headerSize
+                }
+                vectors[used] = iovec(iov_base: frame.bytes + WireSize.framePrefix + skip, iov_len: payloadLength - skip)
+                used += 1
+                total += payloadLength - skip
+            }
+            index += 1
+        }
+        return (used, total)
+    }
+
+    /// Bytes per frame `gatherWebSocket` may write into its `headers` scratch.
+    package static let headerStride = 16
+
+    /// A frame's size on a WebSocket connection.
+    @inline(__always)
+    private static func webSocketWireSize(of frame: SharedFrame) -> Int {
+        if frame.isVerbatim { return frame.count }
+        let payloadLength = frame.count - WireSize.framePrefix
+        return WebSocketFrame.serverHeaderSize(payloadLength: payloadLength) + payloadLength
+    }
+
     /// Records that `written` bytes went out, releasing the frames that are now fully sent.
     @inline(__always)
     package mutating func consume(_ written: Int) {
@@ -103,19 +152,46 @@ package struct Outbox: ~Copyable {
         shrinkIfDrained()
     }
 
+    /// `consume` for bytes gathered by `gatherWebSocket`.
+    package mutating func consumeWebSocket(_ written: Int) {
+        var remaining = written
+        while remaining > 0 {
+            let left = Self.webSocketWireSize(of: frame(at: 0)) - headOffset
+            if remaining < left {
+                headOffset += remaining
+                return
+            }
+            remaining -= left
+            popHead()
+        }
+        shrinkIfDrained()
+    }
+
     /// Releases every queued frame.
     package mutating func removeAll() {
         while count > 0 { popHead() }
         shrinkIfDrained()
     }
 
-    /// The unsent bytes as one private array (for a handoff to another worker), emptying the box.
-    package mutating func takeUnsentBytes() -> [UInt8] {
+    /// The unsent bytes, in the connection's wire format, as one private array (for a handoff
+    /// to another worker), emptying the box.
+    package mutating func takeUnsentBytes(webSocket: Bool = false) -> [UInt8] {
         var bytes: [UInt8] = []
         for index in 0..<count {
             let frame = frame(at: index)
-            let skip = index == 0 ? headOffset : 0
-            bytes.append(contentsOf: UnsafeRawBufferPointer(start: frame.bytes + skip, count: frame.count - skip))
+            var wire: [UInt8] = []
+            if webSocket && !frame.isVerbatim {
+                let payloadLength = frame.count - WireSize.framePrefix
+                var header = (UInt64(0), UInt64(0))
+                let headerSize = withUnsafeMutableBytes(of: &header) {
+                    WebSocketFrame.writeServerHeader(opcode: .binary, payloadLength: payloadLength, to: $0.baseAddress!)
+                }
+                withUnsafeBytes(of: &header) { wire.append(contentsOf: $0.prefix(headerSize)) }
+                wire.append(contentsOf: UnsafeRawBufferPointer(start: frame.bytes + WireSize.framePrefix, count: payloadLength))
+            } else {
+                wire.append(contentsOf: UnsafeRawBufferPointer(start: frame.bytes, count: frame.count))
+            }
+            bytes.append(contentsOf: wire[(index == 0 ? headOffset : 0)...])
         }
         removeAll()
         return bytes

@@ -13,7 +13,12 @@ package struct SharedFrame {
         /// The `FramePool` to return the block to (unretained; the pool outlives its frames),
         /// or nil for a plain allocation.
         var pool: UnsafeMutableRawPointer?
-        var sizeClass: Int
+        var sizeClass: Int32
+        /// Sent as it is on every transport. Relay frames (false) carry the TCP framing's length
+        /// prefix, which a WebSocket client's outbox replaces with a WebSocket header; verbatim
+        /// frames are already in their connection's wire format (HTTP answers, WebSocket
+        /// control frames and echoes, bytes carried over a handoff).
+        var isVerbatim: Bool
     }
 
     private let header: UnsafeMutablePointer<Header>
@@ -28,7 +33,7 @@ package struct SharedFrame {
         let raw = UnsafeMutableRawPointer.allocate(
             byteCount: MemoryLayout<Header>.stride + count, alignment: MemoryLayout<Header>.alignment)
         let header = raw.bindMemory(to: Header.self, capacity: 1)
-        header.initialize(to: Header(references: 1, count: count, pool: nil, sizeClass: -1))
+        header.initialize(to: Header(references: 1, count: count, pool: nil, sizeClass: -1, isVerbatim: false))
         return SharedFrame(header: header)
     }
 
@@ -49,7 +54,20 @@ package struct SharedFrame {
         return frame
     }
 
+    /// A frame already in its connection's wire format (see `Header.isVerbatim`), holding a
+    /// copy of `bytes`.
+    package static func verbatim(_ bytes: UnsafeRawBufferPointer, pool: FramePool? = nil) -> SharedFrame {
+        let frame = copying(bytes, pool: pool)
+        frame.isVerbatim = true
+        return frame
+    }
+
     package var bytes: UnsafeMutableRawPointer { UnsafeMutableRawPointer(header + 1) }
+
+    package var isVerbatim: Bool {
+        get { header.pointee.isVerbatim }
+        nonmutating set { header.pointee.isVerbatim = newValue }
+    }
 
     package var count: Int { header.pointee.count }
 
@@ -133,13 +151,14 @@ package final class FramePool {
                 byteCount: 1 << (Self.smallestClassShift + sizeClass), alignment: MemoryLayout<SharedFrame.Header>.alignment
             ).bindMemory(to: SharedFrame.Header.self, capacity: 1)
         }
-        header.initialize(to: .init(references: 1, count: count, pool: Unmanaged.passUnretained(self).toOpaque(), sizeClass: sizeClass))
+        header.initialize(to: .init(
+            references: 1, count: count, pool: Unmanaged.passUnretained(self).toOpaque(), sizeClass: Int32(sizeClass), isVerbatim: false))
         return SharedFrame(header: header)
     }
 
     @inline(__always)
     package func recycle(_ header: UnsafeMutablePointer<SharedFrame.Header>) {
-        let sizeClass = header.pointee.sizeClass
+        let sizeClass = Int(header.pointee.sizeClass)
         guard freeCounts[sizeClass] < Self.maxFreePerClass else {
             UnsafeMutableRawPointer(header).deallocate()
             return

@@ -7,10 +7,11 @@ import FoundationEssentials
 import Foundation
 #endif
 
-// Accepting and admitting connections on this worker's SO_REUSEPORT listener: the limits
-// (maxClients, maxConnectionsPerIP), `onConnect`, and backing off when descriptors run out.
+// Accepting and admitting connections on this worker's SO_REUSEPORT listeners (TCP, and
+// WebSocket when it is on): the limits (maxClients, maxConnectionsPerIP), `onConnect`, and
+// backing off when descriptors run out.
 extension Worker {
-    func acceptConnections() {
+    func acceptConnections(from listener: Listener, transport: ClientTransport) {
         // Bounded per iteration so a connection storm cannot starve established clients.
         for _ in 0..<64 {
             let accepted: (fd: Int32, address: SocketAddress)?
@@ -23,7 +24,10 @@ extension Worker {
                 return
             }
             guard let accepted else { return }
-            admit(fd: accepted.fd, address: accepted.address)
+            switch transport {
+            case .tcp: admit(fd: accepted.fd, address: accepted.address)
+            case .webSocket: admitWebSocket(fd: accepted.fd, address: accepted.address)
+            }
         }
     }
 
@@ -53,6 +57,29 @@ extension Worker {
         scheduleTimer(connection)
     }
 
+    /// A WebSocket connection counts against the limits from its accept (so half-done
+    /// handshakes cannot exceed them), but becomes a client, with `onConnect` and a place in the
+    /// directory, only once its upgrade request passes (`receiveRequestHead`).
+    func admitWebSocket(fd: Int32, address: SocketAddress) {
+        let count = core.connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
+        guard count <= core.configuration.maxClients, core.admitIP(address) else {
+            abandonAdmission(fd: fd, address: address, releasingIP: false)
+            statistics[.connectionsRefused] += 1
+            return
+        }
+        let connection = Connection(
+            fd: fd, id: UUID(), address: address, maxPayload: maxPayload, now: now, pingInterval: pingInterval)
+        connection.webSocket = WebSocketSession(
+            maxMessageSize: maxPayload, acceptsText: webSocketSettings.echoesMessages, handshakeDeadline: now + handshakeTimeout)
+        ClientSocket.configure(fd)
+        guard register(connection) else {
+            connection.isClosed = true
+            abandonAdmission(fd: fd, address: address, releasingIP: true)
+            return
+        }
+        scheduleTimer(connection)
+    }
+
     /// Takes back what `admit` counted for a connection it does not keep, and closes the socket.
     func abandonAdmission(fd: Int32, address: SocketAddress, releasingIP: Bool) {
         if releasingIP { core.releaseIP(address) }
@@ -64,11 +91,15 @@ extension Worker {
     func pauseAccepting() {
         guard acceptResumesAt == nil else { return }
         epoll.remove(listener.fd)
+        if let webSocketListener { epoll.remove(webSocketListener.fd) }
         acceptResumesAt = now + 100
     }
 
     func resumeAccepting() {
         acceptResumesAt = nil
         try? epoll.add(listener.fd, events: gs_EPOLLIN, token: Self.listenerToken)
+        if let webSocketListener {
+            try? epoll.add(webSocketListener.fd, events: gs_EPOLLIN, token: Self.webSocketListenerToken)
+        }
     }
 }

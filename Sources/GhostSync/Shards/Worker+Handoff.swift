@@ -21,7 +21,7 @@ extension Worker {
         }
         connection.flushQueued = false
         // Queued frames are shared with this worker's other clients: copy what is unsent.
-        connection.handoffBytes = connection.outbox.takeUnsentBytes()
+        connection.handoffBytes = connection.outbox.takeUnsentBytes(webSocket: connection.webSocket != nil)
         statistics[.handoffsOut] += 1
         #if DEBUG
         connection.owner = nil
@@ -42,7 +42,8 @@ extension Worker {
             return
         }
         if !connection.handoffBytes.isEmpty {
-            let frame = connection.handoffBytes.withUnsafeBytes { SharedFrame.copying($0, pool: framePool) }
+            // Already in the connection's wire format (WebSocket headers included).
+            let frame = connection.handoffBytes.withUnsafeBytes { SharedFrame.verbatim($0, pool: framePool) }
             connection.handoffBytes = []
             connection.outbox.append(frame)
             frame.release()
@@ -53,7 +54,11 @@ extension Worker {
             connection.pendingJoin = nil
             completeJoin(connection, roomID: roomID)
         }
-        if connection.decoder.hasPendingBytes {
+        if let session = connection.webSocket {
+            if session.decoder.hasPendingBytes {
+                decodeWebSocket(connection, session: session) { decoder, handle throws(WebSocketError) in try decoder.resume(handle) }
+            }
+        } else if connection.decoder.hasPendingBytes {
             decode(connection) { decoder, handle throws(WireError) in try decoder.resume(handle) }
         }
     }

@@ -16,10 +16,15 @@ extension Worker {
         case .wouldBlock:
             return
         case .endOfFile:
+            connection.webSocket?.peerIsGone = true
             close(connection, reason: .connectionClosed)
         case .transferred(let count):
             statistics[.readCalls] += 1
             statistics[.bytesRead] += count
+            if let session = connection.webSocket {
+                receiveWebSocketBytes(UnsafeMutableRawBufferPointer(rebasing: readBuffer[0..<count]), from: connection, session: session)
+                return
+            }
             let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
             decode(connection) { decoder, handle throws(WireError) in try decoder.feed(bytes, handle) }
         }
@@ -55,7 +60,7 @@ extension Worker {
     }
 
     /// One complete frame from a client.
-    private func handleFrame(_ payload: UnsafeRawBufferPointer, from connection: Connection, closeReason: inout DisconnectReason?) -> FrameAction {
+    func handleFrame(_ payload: UnsafeRawBufferPointer, from connection: Connection, closeReason: inout DisconnectReason?) -> FrameAction {
         // Any complete frame, Pong included, counts as activity.
         connection.lastFrameAt = now
         statistics[.framesReceived] += 1

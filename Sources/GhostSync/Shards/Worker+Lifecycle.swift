@@ -18,14 +18,71 @@ extension Worker {
         connection.isClosed = true
         closedSinceFlush.append(connection)
         leaveRoom(connection)
-        unregister(connection)
-        Syscall.close(connection.fd)  // also removes it from the epoll set
+        // A WebSocket that was never upgraded was never a client: no hook, no counts.
+        var wasClient = true
+        if let session = connection.webSocket {
+            wasClient = session.phase == .open
+            writeFinalWebSocketBytes(connection, session: session, reason: reason)
+            session.decoder.reset()
+            let slot = connection.slot
+            unregister(connection)
+            linger(connection.fd, registeredAs: slot)
+        } else {
+            unregister(connection)
+            Syscall.close(connection.fd)  // also removes it from the epoll set
+        }
         connection.outbox.removeAll()
         connection.decoder.reset()
         core.forget(connection.record)
+        guard wasClient else { return }
         statistics.countDisconnect(reason)
+        if connection.webSocket != nil { statistics[.webSocketDisconnects] += 1 }
         callingHook { handler.onDisconnect(clientID: connection.id, address: connection.address, reason: reason) }
     }
+
+    /// Half-closes an ended WebSocket connection's socket and keeps reading it until the peer
+    /// closes too (see `lingeringSockets`).
+    private func linger(_ fd: Int32, registeredAs slot: Int32) {
+        Syscall.shutdownWrite(fd)
+        guard !isShuttingDown, slot >= 0,
+              (try? epoll.modify(fd, events: Self.readEvents, token: Self.lingeringTokenFlag | UInt64(UInt32(bitPattern: fd)))) != nil
+        else {
+            Syscall.close(fd)
+            return
+        }
+        lingeringSockets[fd] = now + Self.lingeringTimeout
+    }
+
+    func drainLingeringSocket(_ fd: Int32) {
+        guard lingeringSockets[fd] != nil else { return }
+        for _ in 0..<16 {
+            switch (try? Syscall.read(fd, into: readBuffer)) ?? .endOfFile {
+            case .transferred: continue
+            case .wouldBlock: return
+            case .endOfFile:
+                lingeringSockets[fd] = nil
+                Syscall.close(fd)
+                return
+            }
+        }
+    }
+
+    func closeExpiredLingeringSockets() {
+        for (fd, deadline) in lingeringSockets where now >= deadline {
+            lingeringSockets[fd] = nil
+            Syscall.close(fd)
+        }
+    }
+
+    func closeLingeringSockets() {
+        for fd in lingeringSockets.keys { Syscall.close(fd) }
+        lingeringSockets.removeAll()
+    }
+
+    /// How long an ended WebSocket connection's socket waits for the peer's side to close.
+    static let lingeringTimeout: Int64 = 2000
+    /// How often lingering sockets are checked for their deadline, in milliseconds.
+    static let lingeringCheckInterval: Int64 = 250
 
     /// Shutdown: stop accepting; send what is queued; then a lingering close, so that every
     /// client sees a clean end-of-stream rather than a reset: half-close (FIN after the queued
@@ -35,6 +92,11 @@ extension Worker {
         isShuttingDown = true
         epoll.remove(listener.fd)
         listener.close()
+        if let webSocketListener {
+            epoll.remove(webSocketListener.fd)
+            webSocketListener.close()
+        }
+        closeLingeringSockets()
         // The doorbell that brought `.stop` may still be readable (the loop stopped before
         // dispatching its event): left in the set, it would make every lingering wait below
         // return at once, spinning for the whole grace period.
@@ -43,6 +105,11 @@ extension Worker {
         for case let connection? in connections where !connection.isClosed {
             flush(connection)
             guard !connection.isClosed else { continue }
+            if let session = connection.webSocket {
+                // Its Close (1001) now, behind what was queued; the lingering read below waits
+                // for the browser's answering Close and TCP close.
+                writeFinalWebSocketBytes(connection, session: session, reason: .connectionClosed)
+            }
             Syscall.shutdownWrite(connection.fd)
             try? epoll.modify(connection.fd, events: Self.readEvents, token: UInt64(connection.slot))
             lingering += 1
@@ -88,6 +155,8 @@ extension Worker {
         isShuttingDown = true  // the rooms all end with it: no PlayerLeft to members that are closing too
         epoll.close()
         listener.close()
+        webSocketListener?.close()
+        closeLingeringSockets()
         for case let connection? in connections where !connection.isClosed {
             close(connection, reason: .connectionReset)
         }

@@ -66,6 +66,10 @@ extension Worker {
     /// As many bytes as the socket takes, IOV_MAX frames per writev. Leftovers wait for EPOLLOUT.
     func flush(_ connection: Connection) {
         assertOwner(of: connection)
+        if let session = connection.webSocket {
+            flushWebSocket(connection, session: session)
+            return
+        }
         while !connection.outbox.isEmpty {
             let gathered = connection.outbox.gather(into: vectors, limit: Int(gs_IOV_MAX))
             let result: Syscall.IOResult
@@ -81,6 +85,12 @@ extension Worker {
             connection.outbox.consume(written)
             if written < gathered.bytes { break }  // socket buffer full
         }
+        afterFlush(connection)
+    }
+
+    /// Registers for EPOLLOUT while output is left over, and publishes the queue length.
+    @inline(__always)
+    func afterFlush(_ connection: Connection) {
         let wantsWritable = !connection.outbox.isEmpty
         if wantsWritable != connection.wantsWritable {
             connection.wantsWritable = wantsWritable

@@ -21,6 +21,11 @@ final class Worker {
     let core: ServerCore
     let handler: any ServerHandler
     let listener: Listener
+    /// The WebSocket transport's listener on this worker, when it is on.
+    let webSocketListener: Listener?
+    /// Its settings (a placeholder with nothing served when the transport is off).
+    let webSocketSettings: WebSocketConfiguration
+    let handshakeTimeout: Int64
     let epoll: Epoll
     let mailbox: Mailbox
     let channelCapacity: Int
@@ -66,6 +71,11 @@ final class Worker {
     /// Server-side client actions waiting for their connection's adoption (see
     /// `retryDeferredClientActions`).
     var deferredClientActions: [ClientCommand] = []
+    /// Sockets of ended WebSocket connections, half-closed after their last bytes and read
+    /// until the peer closes too (or the deadline passes), so that data still arriving cannot
+    /// turn the close into a reset that destroys the Close frame or HTTP answer in flight.
+    /// By descriptor; the value is the deadline.
+    var lingeringSockets: [Int32: Int64] = [:]
     #if DEBUG
     /// The worker's thread (it is created on it) and how deep in hook calls it is: the
     /// confinement checks of Worker+Confinement.swift.
@@ -76,6 +86,8 @@ final class Worker {
     /// Scratch buffers, reused every iteration (invariant: only this thread touches them).
     let readBuffer: UnsafeMutableRawBufferPointer
     let vectors: UnsafeMutablePointer<iovec>
+    /// WebSocket headers for one `writev` (`Outbox.gatherWebSocket`), one slot per vector.
+    let webSocketHeaders: UnsafeMutableRawPointer
     let events: UnsafeMutablePointer<epoll_event>
     static let eventCapacity = 256
     static let readBufferSize = 64 * 1024
@@ -88,6 +100,10 @@ final class Worker {
 
     static let listenerToken = UInt64.max
     static let signalToken = UInt64.max - 1
+    static let webSocketListenerToken = UInt64.max - 2
+    /// Tokens with this bit are lingering sockets (the low bits are the descriptor); connection
+    /// tokens are table slots, far below it.
+    static let lingeringTokenFlag: UInt64 = 1 << 62
     static let readEvents = gs_EPOLLIN | gs_EPOLLRDHUP
 
     init(_ launch: WorkerLaunch) throws(SystemError) {
@@ -95,6 +111,9 @@ final class Worker {
         core = launch.core
         handler = launch.core.handler
         listener = launch.listener
+        webSocketListener = launch.webSocketListener
+        webSocketSettings = launch.core.configuration.webSocket ?? WebSocketConfiguration(bindAddress: "")
+        handshakeTimeout = webSocketSettings.handshakeTimeout.wholeMilliseconds
         epoll = launch.epoll
         mailbox = launch.core.mailboxes[launch.index]
         published = launch.core.statistics[launch.index]
@@ -111,14 +130,19 @@ final class Worker {
         wheel = TimerWheel(now: now)
         readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
         vectors = .allocate(capacity: Int(gs_IOV_MAX))
+        webSocketHeaders = .allocate(byteCount: Int(gs_IOV_MAX) * Outbox.headerStride, alignment: 16)
         events = .allocate(capacity: Self.eventCapacity)
         try epoll.add(listener.fd, events: gs_EPOLLIN, token: Self.listenerToken)
         try epoll.add(mailbox.signal.fd, events: gs_EPOLLIN, token: Self.signalToken)
+        if let webSocketListener {
+            try epoll.add(webSocketListener.fd, events: gs_EPOLLIN, token: Self.webSocketListenerToken)
+        }
     }
 
     deinit {
         readBuffer.deallocate()
         vectors.deallocate()
+        webSocketHeaders.deallocate()
         events.deallocate()
         pingFrame.release()
         pongFrame.release()
@@ -157,6 +181,7 @@ final class Worker {
             }
             if !running { break }
             fireTimers()
+            if !lingeringSockets.isEmpty { closeExpiredLingeringSockets() }
             if let resume = acceptResumesAt, now >= resume { resumeAccepting() }
             if flushInterval == 0 || now >= nextFlushAt {
                 flushAll()
@@ -184,6 +209,9 @@ final class Worker {
         if flushInterval > 0 && !flushList.isEmpty {
             timeout = min(timeout ?? .max, max(0, nextFlushAt - now))
         }
+        if !lingeringSockets.isEmpty {
+            timeout = min(timeout ?? .max, Self.lingeringCheckInterval)
+        }
         guard let timeout else { return -1 }
         return Int32(clamping: timeout)
     }
@@ -192,11 +220,15 @@ final class Worker {
         let token = event.data.u64
         switch token {
         case Self.listenerToken:
-            acceptConnections()
+            acceptConnections(from: listener, transport: .tcp)
+        case Self.webSocketListenerToken:
+            if let webSocketListener { acceptConnections(from: webSocketListener, transport: .webSocket) }
         case Self.signalToken:
             // Only the doorbell: the commands were taken at the top of this iteration, and one
             // posted since is seen before the next sleep (`Mailbox.prepareToSleep`).
             mailbox.signal.drain()
+        case Self.lingeringTokenFlag...:
+            drainLingeringSocket(Int32(truncatingIfNeeded: token & ~Self.lingeringTokenFlag))
         default:
             let slot = Int(token)
             guard let connection = connections[slot] else { return }
@@ -284,7 +316,10 @@ final class Worker {
     func scheduleTimer(_ connection: Connection) {
         connection.timerToken = nextTimerToken
         nextTimerToken &+= 1
-        let deadline = min(connection.nextPingAt, connection.lastFrameAt + idleTimeout)
+        var deadline = min(connection.nextPingAt, connection.lastFrameAt + idleTimeout)
+        if let session = connection.webSocket, session.phase != .open {
+            deadline = session.handshakeDeadline
+        }
         wheel.schedule(.init(owner: connection.slot, token: connection.timerToken, deadline: deadline))
     }
 
@@ -301,6 +336,16 @@ final class Worker {
     /// Ping tick and idle check. The idle deadline is lazy: frames only stamp `lastFrameAt`, and
     /// the timer, when it comes due, re-arms itself from that stamp.
     private func checkLiveness(_ connection: Connection) {
+        if let session = connection.webSocket, session.phase != .open {
+            // Not a client yet (or answering a plain request): only the handshake deadline.
+            if now >= session.handshakeDeadline {
+                if session.phase == .handshaking { statistics[.webSocketHandshakesRefused] += 1 }
+                close(connection, reason: .idleTimeout)
+            } else {
+                scheduleTimer(connection)
+            }
+            return
+        }
         if now >= connection.nextPingAt {
             if connection.pingOutstanding {
                 close(connection, reason: .pingTimeout)

@@ -38,6 +38,17 @@ public struct WorkerStatistics: Sendable, Equatable {
         case joinsRefusedFull
         /// Time spent working (epoll_wait return to the end of the iteration), in nanoseconds.
         case busyNanoseconds
+        /// WebSocket handshakes completed (these clients are also in `connectionsAccepted`).
+        case webSocketUpgrades
+        /// WebSocket handshakes answered with an HTTP error (malformed, wrong version, origin,
+        /// subprotocol, too large) or not finished within the handshake timeout.
+        case webSocketHandshakesRefused
+        /// Plain HTTP GETs answered on the WebSocket port (served files and 404s).
+        case httpResponses
+        /// WebSocket Pings answered with a Pong.
+        case webSocketPingsAnswered
+        /// Upgraded WebSocket clients that ended (also counted in one `disconnects*` counter).
+        case webSocketDisconnects
 
         public var name: String {
             String(describing: self).reduce(into: "") { name, character in
@@ -46,7 +57,7 @@ public struct WorkerStatistics: Sendable, Equatable {
         }
     }
 
-    private var values = InlineArray<26, Int>(repeating: 0)
+    private var values = InlineArray<31, Int>(repeating: 0)
     private var loopTimeCounts = InlineArray<9, Int>(repeating: 0)
 
     /// Upper bounds (microseconds) of the loop-iteration time histogram; a last, unbounded

@@ -7,15 +7,20 @@ final class WorkerLaunch: Sendable {
     let placement: ServerTopology.Worker
     let core: ServerCore
     let listener: Listener
+    let webSocketListener: Listener?
     let epoll: Epoll
     let started: CompletionLatch
     let stopped: CompletionLatch
 
-    init(index: Int, placement: ServerTopology.Worker, core: ServerCore, listener: Listener, epoll: Epoll, started: CompletionLatch, stopped: CompletionLatch) {
+    init(
+        index: Int, placement: ServerTopology.Worker, core: ServerCore, listener: Listener, webSocketListener: Listener?,
+        epoll: Epoll, started: CompletionLatch, stopped: CompletionLatch
+    ) {
         self.index = index
         self.placement = placement
         self.core = core
         self.listener = listener
+        self.webSocketListener = webSocketListener
         self.epoll = epoll
         self.started = started
         self.stopped = stopped
@@ -33,6 +38,7 @@ enum WorkerThread {
             let result = gs_pin_current_thread(Int32(cpu))
             if result != 0 {
                 launch.listener.close()
+                launch.webSocketListener?.close()
                 launch.epoll.close()
                 launch.started.arrive(SystemError(call: "pthread_setaffinity_np(cpu \(cpu))", errno: result))
                 launch.stopped.arrive(nil)
@@ -48,6 +54,7 @@ enum WorkerThread {
             worker = try Worker(launch)
         } catch {
             launch.listener.close()
+            launch.webSocketListener?.close()
             launch.epoll.close()
             launch.started.arrive(error)
             launch.stopped.arrive(nil)
