@@ -1,18 +1,28 @@
 // Tests of the browser client, Sources/GhostSyncRelay/Web/ghost-sync.js, under node's own test
-// runner (`node --test Tests/JavaScript/`, node 18 or newer, nothing to install): the codec
+// runner (node 18 or newer, nothing to install): `node --test Tests/JavaScript/*.test.mjs`
+// (node 18 and 20 also take the directory; node 21+ read arguments as globs, not directories). The codec
 // against every test vector of docs/protocol.md in both directions, malformed payloads, and the
 // client's behaviour against a scripted fake WebSocket (no network).
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as moduleExports from "../../Sources/GhostSyncRelay/Web/ghost-sync.js";
-import {
+import { pathToFileURL } from "node:url";
+
+// The module is an ES module in a .js file with no package.json around it: node 20.19+ and 22.12+
+// detect that from its syntax, node 18 would load it as CommonJS. A copy named .mjs is an ES
+// module to every node.
+const moduleURL = new URL("../../Sources/GhostSyncRelay/Web/ghost-sync.js", import.meta.url);
+const copyDirectory = mkdtempSync(join(tmpdir(), "ghost-sync-module-"));
+process.on("exit", () => rmSync(copyDirectory, { recursive: true, force: true }));
+copyFileSync(moduleURL, join(copyDirectory, "ghost-sync.mjs"));
+const moduleExports = await import(pathToFileURL(join(copyDirectory, "ghost-sync.mjs")).href);
+const {
     GhostSync, GhostSyncClient, PROTOCOL, ProtocolError, RelayError, CLOSE_PROTOCOL_ERROR,
     encodeClient, decodeClient, encodeServer, decodeServer, toBytes, toHex,
-} from "../../Sources/GhostSyncRelay/Web/ghost-sync.js";
+} = moduleExports;
 
 const hex = (text) => Uint8Array.from(Buffer.from(text.replaceAll(" ", ""), "hex"));
 const bytes = (text) => new TextEncoder().encode(text);
@@ -486,7 +496,7 @@ describe("ghost-sync.d.ts", () => {
         }
         const directory = mkdtempSync(join(tmpdir(), "ghost-sync-types-"));
         try {
-            const module = JSON.stringify(new URL("../../Sources/GhostSyncRelay/Web/ghost-sync.js", import.meta.url).pathname);
+            const module = JSON.stringify(moduleURL.pathname);
             writeFileSync(join(directory, "use.ts"), `
                 import { GhostSync, GhostSyncClient, BroadcastEvent, RelayError, toHex, decodeServer, encodeClient } from ${module};
                 export async function use(): Promise<void> {
