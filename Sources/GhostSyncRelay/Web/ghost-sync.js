@@ -8,6 +8,10 @@
 // prefix, in both directions. Text messages are not part of the protocol. The relay's own Ping
 // (ServerWire tag 3) is answered here with a Pong; WebSocket-level ping/pong is the browser's.
 //
+// In node: load it as an ES module (node 18 needs a copy named .mjs or a package.json with
+// "type": "module"; 20.19+ and 22.12+ detect it) and, before node 22, pass a WebSocket class as
+// `options.WebSocket` (node 20's `--experimental-websocket` global, or the `ws` package).
+//
 // Everything runs on the caller's event loop (the page's main thread or node's loop); nothing
 // here blocks or starts a timer except the optional connect timeout.
 
