@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev
 
-.PHONY: help deps build release test test-tsan test-tsan-mailbox test-asan soak run run-example fuzz bench bench-check bench-baseline perf compare scale clean
+.PHONY: help deps build release test test-tsan test-tsan-mailbox test-asan test-autobahn soak run run-example fuzz bench bench-check bench-baseline perf compare scale clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ test-asan: deps ## Start/stop cycles and hostile-input tests under AddressSaniti
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
 	ASAN_OPTIONS=detect_leaks=1 $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan \
 	  --disable-xctest --filter "LifecycleTests|HostileInputTests|LimitsTests|FrameDecoderTests|WireErrors"
+
+test-autobahn: deps ## WebSocket conformance: Autobahn TestSuite against ghost-sync ws-echo (SKIPPED without Python 2.7)
+	$(SWIFT) build --product ghost-sync
+	Tests/Autobahn/test.sh $$($(SWIFT) build --show-bin-path)/ghost-sync
 
 soak: ## Soak: S1 with client and room churn for SOAK_SECONDS (default 600); not part of CI
 	$(SWIFT) build -c release --product ghost-sync

@@ -9,12 +9,30 @@ package final class RelayMetrics: Sendable {
     private struct CounterSpec {
         let name: String
         let help: String
-        let counter: WorkerStatistics.Counter
         var labels: [(String, String)] = []
+        /// The engine counter(s) behind it; a difference of counters that only grow.
+        let value: @Sendable (WorkerStatistics) -> Int
+
+        init(name: String, help: String, counter: WorkerStatistics.Counter, labels: [(String, String)] = []) {
+            self.init(name: name, help: help, labels: labels) { $0[counter] }
+        }
+
+        init(name: String, help: String, labels: [(String, String)], value: @escaping @Sendable (WorkerStatistics) -> Int) {
+            self.name = name
+            self.help = help
+            self.labels = labels
+            self.value = value
+        }
     }
 
     private static let counterSpecs: [CounterSpec] = [
-        .init(name: "ghostsync_connections_total", help: "Connections accepted.", counter: .connectionsAccepted),
+        .init(name: "ghostsync_connections_total", help: "Client connections accepted (WebSocket ones once upgraded).", labels: [("transport", "tcp")]) {
+            $0[.connectionsAccepted] - $0[.webSocketUpgrades]
+        },
+        .init(name: "ghostsync_connections_total", help: "Client connections accepted (WebSocket ones once upgraded).", counter: .webSocketUpgrades, labels: [("transport", "websocket")]),
+        .init(name: "ghostsync_websocket_handshakes_refused_total", help: "WebSocket handshakes answered with an HTTP error or past the handshake timeout.", counter: .webSocketHandshakesRefused),
+        .init(name: "ghostsync_http_responses_total", help: "Plain HTTP GETs answered on the WebSocket port (demo page, client module, 404s).", counter: .httpResponses),
+        .init(name: "ghostsync_websocket_pings_answered_total", help: "WebSocket Ping frames answered with a Pong.", counter: .webSocketPingsAnswered),
         .init(name: "ghostsync_connections_refused_total", help: "Connections closed at accept (maxClients or onConnect).", counter: .connectionsRefused),
         .init(name: "ghostsync_joins_total", help: "Room joins completed.", counter: .joins),
         .init(name: "ghostsync_leaves_total", help: "Room leaves (requested, by switching rooms, or by disconnecting).", counter: .leaves),
@@ -47,7 +65,8 @@ package final class RelayMetrics: Sendable {
     private let counters: [[Prometheus.Counter]]
     private let connections: [Prometheus.Gauge]
     private let rooms: Prometheus.Gauge
-    private let clients: Prometheus.Gauge
+    /// Open clients by transport: [tcp, websocket].
+    private let clients: [Prometheus.Gauge]
     private let lastSeen: Locked<[WorkerStatistics]>
 
     package init(handle: ServerHandle) {
@@ -64,7 +83,9 @@ package final class RelayMetrics: Sendable {
             registry.makeGauge(descriptor: Self.descriptor("ghostsync_connections", "Client connections open on each worker."), labels: [("worker", "\(worker)")])
         }
         rooms = registry.makeGauge(descriptor: Self.descriptor("ghostsync_rooms", "Rooms that exist."))
-        clients = registry.makeGauge(descriptor: Self.descriptor("ghostsync_clients", "Client connections open."))
+        clients = ClientTransport.allCases.map { transport in
+            registry.makeGauge(descriptor: Self.descriptor("ghostsync_clients", "Client connections open, by transport."), labels: [("transport", transport.rawValue)])
+        }
         lastSeen = Locked(Array(repeating: WorkerStatistics(), count: workers))
     }
 
@@ -74,7 +95,7 @@ package final class RelayMetrics: Sendable {
         return lastSeen.withLock { lastSeen in
             for (worker, current) in statistics.enumerated() {
                 for (index, spec) in Self.counterSpecs.enumerated() {
-                    let delta = current[spec.counter] - lastSeen[worker][spec.counter]
+                    let delta = spec.value(current) - spec.value(lastSeen[worker])
                     if delta > 0 { counters[worker][index].increment(by: Int64(delta)) }
                 }
                 let open = current[.connectionsAccepted] + current[.handoffsIn] - current[.handoffsOut]
@@ -83,7 +104,12 @@ package final class RelayMetrics: Sendable {
                 lastSeen[worker] = current
             }
             rooms.set(Double(handle.roomCount))
-            clients.set(Double(handle.clientCount))
+            // Upgraded WebSocket clients; the rest of the open connections are TCP clients
+            // (WebSocket connections still in their handshake are not clients yet).
+            let total = statistics.reduce(0) { $0 + $1[.connectionsAccepted] + $1[.handoffsIn] - $1[.handoffsOut] - Self.disconnects($1) }
+            let webSocket = statistics.reduce(0) { $0 + $1[.webSocketUpgrades] - $1[.webSocketDisconnects] }
+            clients[0].set(Double(total - webSocket))
+            clients[1].set(Double(webSocket))
             var buffer = registry.emitToBuffer()
             buffer += Array(Self.loopTimeHistogram(statistics).utf8)
             return buffer

@@ -10,7 +10,7 @@ import Foundation
 
 /// Open descriptors of this process (the suite is serialized, so only our server changes it).
 /// The shared client reactor's own epoll descriptor lives as long as the process: started here.
-private func openDescriptors() -> Set<String> {
+func openDescriptors() -> Set<String> {
     _ = ClientReactor.shared
     var names: Set<String> = []
     guard let directory = opendir("/proc/self/fd") else { return [] }

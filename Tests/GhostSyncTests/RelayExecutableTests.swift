@@ -36,6 +36,31 @@ extension Relay {
             #expect(try relay.controlText("LIST_ROOMS").hasPrefix("OK\n"))  // still serving
         }
 
+        @Test func webSocketPortServesTheDemoAndJoinsTheSameRooms() async throws {
+            #expect(try RelayProcess().webSocket == "off")
+            let relay = try RelayProcess(["--ws", "127.0.0.1:0"])
+            let wsPort = UInt16(relay.webSocket.split(separator: ":").last!)!
+            // The embedded files.
+            for (path, type) in [("/", "text/html"), ("/ghost-sync.js", "text/javascript"), ("/demo.js", "text/javascript"), ("/demo.css", "text/css"), ("/ghost-sync.d.ts", "application/typescript")] {
+                let page = try WebSocketTestClient(port: wsPort)
+                try page.sendRaw(Array("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+                let answer = try page.readHTTPAnswer()
+                #expect(answer.status == 200, "\(path)")
+                #expect(answer.header("Content-Type")?.hasPrefix(type) == true, "\(path)")
+                #expect(!answer.body.isEmpty)
+            }
+            let browser = try WebSocketTestClient.open(port: wsPort)
+            let browserID = try browser.join("lobby")
+            let client = try await Client.local(relay.relayPort)
+            _ = try await client.joined("lobby")
+            try browser.send(.broadcast([1, 2, 3]))
+            #expect(try await client.next() == .broadcast(senderID: browserID, data: [1, 2, 3]))
+            try await eventually { (try? relay.metric("ghostsync_clients{transport=\"websocket\"}")) == 1 }
+            #expect(try relay.metric("ghostsync_clients{transport=\"tcp\"}") == 1)
+            #expect(try relay.metric("ghostsync_connections_total{worker=\"0\",transport=\"websocket\"}") + relay.metric("ghostsync_connections_total{worker=\"1\",transport=\"websocket\"}") == 1)
+            #expect(try relay.metric("ghostsync_http_responses_total") == 5)
+        }
+
         @Test func metricsMoveWithTraffic() async throws {
             let relay = try RelayProcess()
             let (health, ok) = try relay.get("/healthz")

@@ -14,6 +14,8 @@ final class RelayProcess {
     let relay: String
     let control: String
     let metrics: String
+    /// The WebSocket address, or "off".
+    let webSocket: String
 
     init(_ extra: [String] = []) throws {
         process = try Subprocess("ghost-sync", ["relay", "--bind", "127.0.0.1:0", "--control", "127.0.0.1:0", "--metrics", "127.0.0.1:0", "--workers", "2"] + extra)
@@ -28,6 +30,7 @@ final class RelayProcess {
         self.relay = relay
         self.control = control
         self.metrics = metrics
+        self.webSocket = fields["ws"] ?? "missing"
     }
 
     var relayPort: UInt16 { UInt16(relay.split(separator: ":").last!)! }
