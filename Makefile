@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev
 
-.PHONY: help deps build release test test-tsan test-tsan-mailbox test-asan test-autobahn soak run run-example fuzz bench bench-check bench-baseline perf compare scale clean
+.PHONY: help deps build release test test-tsan test-tsan-mailbox test-asan test-autobahn test-js test-browser demo soak run run-example fuzz bench bench-check bench-baseline perf compare scale clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -60,6 +60,22 @@ test-asan: deps ## Start/stop cycles, hostile TCP and WebSocket input under Addr
 test-autobahn: deps ## WebSocket conformance: Autobahn TestSuite against ghost-sync ws-echo (SKIPPED without Python 2.7)
 	$(SWIFT) build --product ghost-sync
 	Tests/Autobahn/test.sh $$($(SWIFT) build --show-bin-path)/ghost-sync
+
+test-js: ## The browser client's tests: codec vectors, client behaviour, .d.ts (node --test; installs Debian nodejs and node-typescript when missing)
+	@for pkg in nodejs:node node-typescript:tsc; do command -v $${pkg#*:} >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $${pkg%:*} >/dev/null; }; done
+	node --test Tests/JavaScript/*.test.mjs
+
+test-browser: deps ## The demo page in headless Chromium through the relay, with a TCP member (installs chromium, chromium-driver, selenium)
+	$(SWIFT) build --product ghost-sync
+	Tests/Browser/run.sh $$($(SWIFT) build --show-bin-path)/ghost-sync
+
+WS ?= 127.0.0.1:7780
+demo: deps ## Start the relay with the browser demo page (open the printed URL; rooms lobby, deathmatch, duel)
+	$(SWIFT) build -c release --product ghost-sync
+	@echo "demo: open http://$(WS)/ in a browser (two tabs, or a tab and: ghost-sync join lobby --addr $(BIND))"
+	$$($(SWIFT) build -c release --show-bin-path)/ghost-sync relay --bind $(BIND) --ws $(WS) $(ARGS)
 
 soak: ## Soak: S1 with client and room churn for SOAK_SECONDS (default 600); not part of CI
 	$(SWIFT) build -c release --product ghost-sync
