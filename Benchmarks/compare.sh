@@ -31,6 +31,9 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 BIN=$(swift build -c release --show-bin-path)/ghost-sync
 [ -x "$BIN" ] || swift build -c release --product ghost-sync
+# The GhostSync relay to run (default: this build's); the load generator is always this build's,
+# so an A/B of two relays (Benchmarks/ab.sh) measures them with the same client.
+RELAY_BIN=${RELAY_BIN:-$BIN}
 
 scenario_args() {
   case "$1" in
@@ -49,7 +52,7 @@ source Benchmarks/ports.sh
 
 start_server() {  # target port -> sets PID
   case "$1" in
-    ghost) taskset -c "$SERVER_CPU" "$BIN" relay --bind "127.0.0.1:$2" --workers 1 --cpus "$SERVER_CPU" --rooms 1000 \
+    ghost) taskset -c "$SERVER_CPU" "$RELAY_BIN" relay --bind "127.0.0.1:$2" --workers 1 --cpus "$SERVER_CPU" --rooms 1000 \
              --max-clients 20000 --no-control --no-metrics --log-level warning >/dev/null 2>&1 & PID=$! ;;
     redis) taskset -c "$SERVER_CPU" redis-server --port "$2" --bind 127.0.0.1 --save "" --appendonly no \
              --maxclients 20000 --protected-mode no >/dev/null 2>&1 & PID=$! ;;
