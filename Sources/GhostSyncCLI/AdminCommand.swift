@@ -11,7 +11,7 @@ struct AdminCommand: ParsableCommand {
             $GHOSTSYNC_CONTROL. Prints the relay's answer after `OK`; on `ERROR`, prints the \
             reason on stderr and exits 1.
             """,
-        subcommands: [Rooms.self, Create.self, Delete.self, Clients.self, Metrics.self, Meta.self, Kick.self, Broadcast.self]
+        subcommands: [Rooms.self, Create.self, Delete.self, Clients.self, Metrics.self, Meta.self, Kick.self, Broadcast.self, Nodes.self]
     )
 
     @OptionGroup var endpoint: ControlEndpointOptions
@@ -65,6 +65,13 @@ struct AdminCommand: ParsableCommand {
         @OptionGroup var endpoint: ControlEndpointOptions
         @Argument var room: String
         func run() throws { try AdminCommand.perform(["ROOM_CLIENTS", room], endpoint: endpoint, admin: admin) }
+    }
+
+    struct Nodes: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The relays of the cluster that are alive, with their member counts.")
+        @ParentCommand var admin: AdminCommand
+        @OptionGroup var endpoint: ControlEndpointOptions
+        func run() throws { try AdminCommand.perform(["NODES"], endpoint: endpoint, admin: admin) }
     }
 
     struct Metrics: ParsableCommand {

@@ -55,6 +55,12 @@ struct RelayCommand: AsyncParsableCommand {
     var webSocket: String?
     @Option(name: .customLong("ws-origin"), help: "Allow WebSocket connections only from this Origin, e.g. https://game.example.com (repeatable; default: any).")
     var webSocketOrigins: [String] = []
+    @Option(name: .customLong("cluster"), help: "Join a cluster of relays over these NATS servers, comma-separated: nats://10.0.0.5:4222,nats://10.0.0.6:4222 (default: none).")
+    var clusterServers: String?
+    @Option(name: .customLong("node"), help: "This relay's name in the cluster (default: the host name and the bind port).")
+    var nodeName: String?
+    @Option(help: "Cluster heartbeat interval; a relay silent for 3 of them is dead.")
+    var heartbeatInterval = DurationArgument(argument: "1s")!
     @Option(help: "Control protocol address (no authentication: keep it on loopback).")
     var control = "127.0.0.1:8888"
     @Flag(name: .customLong("no-control"), help: "Turn the control endpoint off.")
@@ -82,6 +88,7 @@ struct RelayCommand: AsyncParsableCommand {
         if let maxConnectionsPerIP, maxConnectionsPerIP < 1 { throw ValidationError("--max-connections-per-ip must be at least 1") }
         if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw ValidationError("--max-frames-per-second must be at least 1") }
         if webSocket == nil && !webSocketOrigins.isEmpty { throw ValidationError("--ws-origin needs --ws") }
+        if clusterServers == nil && nodeName != nil { throw ValidationError("--node needs --cluster") }
         for (flag, address) in [("--bind", bind), ("--control", control), ("--metrics", metrics), ("--ws", webSocket ?? "127.0.0.1:0")] {
             do { _ = try SocketAddress(parsing: address) } catch { throw ValidationError("\(flag): \(error)") }
         }
@@ -119,6 +126,12 @@ struct RelayCommand: AsyncParsableCommand {
         configuration.server.maxClientsPerRoom = maxClientsPerRoom
         configuration.server.maxConnectionsPerIP = maxConnectionsPerIP
         configuration.server.maxFramesPerSecond = maxFramesPerSecond
+        if let clusterServers {
+            let servers = clusterServers.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
+            var cluster = ClusterConfiguration(servers: servers, nodeName: nodeName ?? Self.defaultNodeName(bind: bind))
+            cluster.heartbeatInterval = heartbeatInterval.duration
+            configuration.server.cluster = cluster
+        }
         if let webSocket {
             var settings = WebSocketConfiguration(bindAddress: webSocket)
             settings.allowedOrigins = webSocketOrigins.isEmpty ? nil : webSocketOrigins
@@ -146,5 +159,13 @@ struct RelayCommand: AsyncParsableCommand {
             _ = text.withCString { write(2, $0, strlen($0)) }
             throw ExitCode(1)
         }
+    }
+
+    /// `HOST-PORT`: unique per relay on one machine, recognisable across machines.
+    static func defaultNodeName(bind: String) -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, 255)
+        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(host)-\(bind.split(separator: ":").last ?? "0")"
     }
 }

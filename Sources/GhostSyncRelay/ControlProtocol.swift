@@ -22,6 +22,7 @@ import Foundation
 /// | `ROOM_META_SET\nID\nKEY\nVALUE` | `OK\nRoom 'ID' key 'KEY' set` / `ERROR\nRoom 'ID' not found` |
 /// | `KICK\nCLIENT-ID[\nREASON]` | `OK\nClient 'ID' kicked` / `ERROR\nClient 'ID' not found` / `ERROR\nInvalid client ID: ID` |
 /// | `ROOM_BROADCAST\nID\nTEXT` | `OK\nBroadcast to 'ID': N bytes` / `ERROR\nRoom 'ID' not found` |
+/// | `NODES` (GhostSync only) | `OK\n`, then `NAME: N members\n` for this relay and each live one of its cluster, sorted; `ERROR\nNot in a cluster` |
 ///
 /// Otherwise: `ERROR\nUnknown command: NAME` (upper-cased), `ERROR\nMissing argument at position
 /// N` (N counts arguments from 0), `ERROR\nInvalid UTF-8`; a frame longer than `maxRequest`
@@ -91,6 +92,10 @@ package struct ControlProtocol: OpsProtocol {
                 let id = try argument(0)
                 guard let clients = handle.roomClients(id) else { return Self.roomNotFound(id) }
                 return "OK\nClients in '\(id)':\n" + clients.map { $0.uuidString.lowercased() + "\n" }.joined()
+            case "NODES":
+                guard let name = handle.clusterNodeName else { return "ERROR\nNot in a cluster" }
+                let nodes = [(name, handle.clientCount)] + handle.clusterNodes.map { ($0.name, $0.members) }
+                return "OK\n" + nodes.sorted { $0.0 < $1.0 }.map { "\($0.0): \($0.1) members\n" }.joined()
             case "METRICS":
                 let totals = handle.workerStatistics.reduce(WorkerStatistics(), +)
                 let hours = (ContinuousClock.now - startedAt).components.seconds / 3600

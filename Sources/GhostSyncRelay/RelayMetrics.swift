@@ -32,6 +32,15 @@ package final class RelayMetrics: Sendable {
         .init(name: "ghostsync_connections_total", help: "Client connections accepted (WebSocket ones once upgraded).", counter: .webSocketUpgrades, labels: [("transport", "websocket")]),
         .init(name: "ghostsync_websocket_handshakes_refused_total", help: "WebSocket handshakes answered with an HTTP error or past the handshake timeout.", counter: .webSocketHandshakesRefused),
         .init(name: "ghostsync_http_responses_total", help: "Plain HTTP GETs answered on the WebSocket port (demo page, client module, 404s).", counter: .httpResponses),
+        .init(name: "ghostsync_cluster_messages_total", help: "NATS messages published and received (cluster).", counter: .clusterMessagesOut, labels: [("direction", "out")]),
+        .init(name: "ghostsync_cluster_messages_total", help: "NATS messages published and received (cluster).", counter: .clusterMessagesIn, labels: [("direction", "in")]),
+        .init(name: "ghostsync_cluster_bytes_total", help: "NATS bytes published (payloads) and read (cluster).", counter: .clusterBytesOut, labels: [("direction", "out")]),
+        .init(name: "ghostsync_cluster_bytes_total", help: "NATS bytes published (payloads) and read (cluster).", counter: .clusterBytesIn, labels: [("direction", "in")]),
+        .init(name: "ghostsync_cluster_drops_total", help: "Cluster publishes dropped: NATS link down, queue full, or over NATS's max_payload.", counter: .clusterDrops),
+        .init(name: "ghostsync_cluster_connects_total", help: "NATS connections made (each worker has one).", counter: .clusterConnects),
+        .init(name: "ghostsync_cluster_disconnects_total", help: "NATS connections lost.", counter: .clusterDisconnects),
+        .init(name: "ghostsync_cluster_errors_total", help: "NATS -ERR answers and unreadable cluster messages.", counter: .clusterErrors),
+        .init(name: "ghostsync_cluster_dead_nodes_total", help: "Relays found dead (missed heartbeats) or announced leaving.", counter: .clusterDeadNodes),
         .init(name: "ghostsync_websocket_pings_answered_total", help: "WebSocket Ping frames answered with a Pong.", counter: .webSocketPingsAnswered),
         .init(name: "ghostsync_connections_refused_total", help: "Connections closed at accept (maxClients or onConnect).", counter: .connectionsRefused),
         .init(name: "ghostsync_joins_total", help: "Room joins completed.", counter: .joins),
@@ -68,6 +77,9 @@ package final class RelayMetrics: Sendable {
     /// Open clients by transport: [tcp, websocket].
     private let clients: [Prometheus.Gauge]
     private let lastSeen: Locked<[WorkerStatistics]>
+    private let clusterLinksUp: Prometheus.Gauge
+    private let clusterNodes: Prometheus.Gauge
+    private let clusterRemoteMembers: Prometheus.Gauge
 
     package init(handle: ServerHandle) {
         self.handle = handle
@@ -87,6 +99,9 @@ package final class RelayMetrics: Sendable {
             registry.makeGauge(descriptor: Self.descriptor("ghostsync_clients", "Client connections open, by transport."), labels: [("transport", transport.rawValue)])
         }
         lastSeen = Locked(Array(repeating: WorkerStatistics(), count: workers))
+        clusterLinksUp = registry.makeGauge(descriptor: Self.descriptor("ghostsync_cluster_links_up", "Workers whose NATS connection is up (cluster)."))
+        clusterNodes = registry.makeGauge(descriptor: Self.descriptor("ghostsync_cluster_nodes", "Other relays of the cluster alive."))
+        clusterRemoteMembers = registry.makeGauge(descriptor: Self.descriptor("ghostsync_cluster_remote_members", "Members of this relay's rooms on other relays."))
     }
 
     /// The exposition text (Prometheus format 0.0.4), current as of the workers' last iteration.
@@ -110,6 +125,11 @@ package final class RelayMetrics: Sendable {
             let webSocket = statistics.reduce(0) { $0 + $1[.webSocketUpgrades] - $1[.webSocketDisconnects] }
             clients[0].set(Double(total - webSocket))
             clients[1].set(Double(webSocket))
+            if let links = handle.clusterLinksUp {
+                clusterLinksUp.set(Double(links))
+                clusterNodes.set(Double(handle.clusterNodes.count))
+                clusterRemoteMembers.set(Double(handle.remoteMemberCount))
+            }
             var buffer = registry.emitToBuffer()
             buffer += Array(Self.loopTimeHistogram(statistics).utf8)
             return buffer

@@ -20,12 +20,15 @@ public struct RelayAddresses: Sendable {
     public let relay: SocketAddress
     /// The WebSocket port (demo page and browser clients), when it is on.
     public let webSocket: SocketAddress?
+    /// The NATS servers and this relay's name, in a cluster.
+    public var cluster: (servers: [String], node: String)? = nil
     public let control: SocketAddress?
     public let metrics: SocketAddress?
 
     /// One machine-readable line, printed on stdout once everything listens.
     public var readyLine: String {
         "ghost-sync ready relay=\(relay) ws=\(webSocket.map(\.description) ?? "off") control=\(control.map(\.description) ?? "off") metrics=\(metrics.map(\.description) ?? "off")"
+            + (cluster.map { " cluster=\($0.servers.joined(separator: ",")) node=\($0.node)" } ?? "")
     }
 }
 
@@ -65,11 +68,12 @@ public struct RelayService: Service, CustomStringConvertible {
             for room in configuration.rooms { try handle.createRoom(room) }
             let server = try Self.startOps(configuration, handle: handle, startedAt: startedAt)
             ops.withLock { $0 = server }
-            let addresses = RelayAddresses(
+            var addresses = RelayAddresses(
                 relay: handle.localAddress,
                 webSocket: handle.webSocketAddress,
                 control: configuration.controlAddress == nil ? nil : server?.addresses.first,
                 metrics: configuration.metricsAddress == nil ? nil : server?.addresses.last)
+            addresses.cluster = configuration.server.cluster.map { ($0.servers, $0.nodeName) }
             logBanner(handle, addresses)
             onReady(addresses)
         }, onStop: {

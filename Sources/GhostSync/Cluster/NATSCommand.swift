@@ -62,6 +62,27 @@ package enum NATSCommand {
         output.append(10)
     }
 
+    /// The relay path's PUB, written in parts so that a payload made of pieces (an envelope
+    /// header, then a frame's bytes) needs no intermediate buffer: `PUB <subject> <#bytes>\r\n`
+    /// here, the caller appends exactly `payloadSize` bytes, then `endPayload`. The subject is
+    /// not checked: the caller checked it once when it made it (`ClusterRoom`).
+    @inline(__always)
+    package static func publishLine(checkedSubject subject: [UInt8], payloadSize: Int, into output: inout [UInt8]) {
+        output.append(contentsOf: "PUB ".utf8)
+        output.append(contentsOf: subject)
+        output.append(0x20)
+        appendDecimal(payloadSize, to: &output)
+        output.append(13)
+        output.append(10)
+    }
+
+    /// Ends a payload begun with `publishLine`.
+    @inline(__always)
+    package static func endPayload(into output: inout [UInt8]) {
+        output.append(13)
+        output.append(10)
+    }
+
     package static func publish(subject: [UInt8], replyTo: [UInt8]? = nil, payload: UnsafeRawBufferPointer, into output: inout [UInt8]) throws(NATSProtocolError) {
         try withBytes(subject, replyTo) { subject, replyTo throws(NATSProtocolError) in
             try publish(subject: subject, replyTo: replyTo, payload: payload, into: &output)

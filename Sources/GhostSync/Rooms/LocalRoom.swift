@@ -17,6 +17,8 @@ final class LocalRoom {
     private var capacity = 0
     /// Set when the room is deleted while members remain (soft delete).
     @exclusivity(unchecked) var isDeleted = false
+    /// The room's life in the cluster, when there is one (`ClusterRoom`).
+    var cluster: ClusterRoom?
 
     init(record: RoomRecord) {
         self.record = record

@@ -37,4 +37,6 @@ final class RoomDirectory: Sendable {
     var count: Int { rooms.count }
 
     var roomIDs: [String] { rooms.keys.sorted() }
+
+    var allRecords: [RoomRecord] { rooms.values }
 }

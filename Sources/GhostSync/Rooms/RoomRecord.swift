@@ -10,6 +10,9 @@ final class RoomRecord: Sendable {
     struct State: Sendable {
         /// Members in join order (mirror of the owning worker's `LocalRoom`).
         var members: [ClientRecord] = []
+        /// Members on other relays of the cluster, as the owning worker last heard (empty
+        /// without a cluster, and while this node has no member of the room: docs/cluster.md).
+        var remoteMembers: [UUID] = []
         var metadata: [String: String] = [:]
         var typedMetadata = TypedMetadata()
     }
@@ -39,7 +42,16 @@ final class RoomRecord: Sendable {
         }
     }
 
-    var memberCount: Int { state.withLock { $0.members.count } }
+    /// Replaces the cluster's view of the room's members on other relays.
+    func setRemoteMembers(_ ids: [UUID]) {
+        state.withLock { $0.remoteMembers = ids }
+    }
 
-    var memberIDs: [UUID] { state.withLock { $0.members.map(\.id) } }
+    /// Members on this relay (what `maxClientsPerRoom` is enforced against).
+    var localMemberCount: Int { state.withLock { $0.members.count } }
+
+    /// Members on this relay and, in a cluster, on the others.
+    var memberCount: Int { state.withLock { $0.members.count + $0.remoteMembers.count } }
+
+    var memberIDs: [UUID] { state.withLock { $0.members.map(\.id) + $0.remoteMembers } }
 }

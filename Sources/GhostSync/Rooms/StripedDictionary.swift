@@ -25,4 +25,8 @@ final class StripedDictionary<Key: Hashable & Sendable, Value: Sendable>: Sendab
     var keys: [Key] {
         stripes.flatMap { stripe in stripe.entries.withLock { Array($0.keys) } }
     }
+
+    var values: [Value] {
+        stripes.flatMap { stripe in stripe.entries.withLock { Array($0.values) } }
+    }
 }

@@ -42,6 +42,9 @@ public struct ServerConfiguration: Sendable {
     public var maxFramesPerSecond: Int?
     /// The WebSocket transport; nil (the default) means off.
     public var webSocket: WebSocketConfiguration?
+    /// Rooms across relays over NATS; nil (the default) means a single relay that connects
+    /// nowhere.
+    public var cluster: ClusterConfiguration?
 
     public init() {}
 
@@ -66,6 +69,7 @@ public struct ServerConfiguration: Sendable {
         if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw .invalidConfiguration("maxFramesPerSecond must be at least 1") }
         var validated = self
         validated.webSocket = try webSocket?.validated()
+        validated.cluster = try cluster?.validated()
         return validated
     }
 }

@@ -9,6 +9,10 @@ final class ServerCore: Sendable {
     let localAddress: SocketAddress
     /// Where the WebSocket listeners are bound, when the transport is on.
     let webSocketAddress: SocketAddress?
+    /// This relay in the cluster, when there is one.
+    let clusterNode: ClusterNodeID?
+    /// Each worker's view of the cluster, refreshed once per heartbeat interval.
+    let clusterViews: [Locked<ClusterView?>]
     let rooms: RoomDirectory
     let clients = ClientDirectory()
     let mailboxes: [Mailbox]
@@ -34,6 +38,8 @@ final class ServerCore: Sendable {
         self.topology = topology
         self.localAddress = localAddress
         self.webSocketAddress = webSocketAddress
+        self.clusterNode = configuration.cluster.map { ClusterNodeID(name: $0.nodeName, incarnation: UInt64.random(in: 1...UInt64.max)) }
+        self.clusterViews = mailboxes.map { _ in Locked(nil) }
         self.rooms = RoomDirectory(shardMap: ShardMap(workerCount: topology.workers.count))
         self.mailboxes = mailboxes
         self.statistics = mailboxes.map { _ in PublishedStatistics() }

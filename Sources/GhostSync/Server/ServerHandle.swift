@@ -36,6 +36,33 @@ public final class ServerHandle: Sendable {
     /// or nil when the WebSocket transport is off.
     public var webSocketAddress: SocketAddress? { core.webSocketAddress }
 
+    /// The other relays of the cluster that are alive, as the workers last saw them (each
+    /// worker hears every heartbeat), with their member counts; empty without a cluster.
+    public var clusterNodes: [ClusterNodeStatus] {
+        var latest: [String: ClusterNodeStatus] = [:]
+        for view in core.clusterViews {
+            for peer in view.withLock({ $0 })?.peers ?? [] where (latest[peer.name]?.lastHeard ?? .min) < peer.lastHeard {
+                latest[peer.name] = peer
+            }
+        }
+        return latest.values.sorted { $0.name < $1.name }
+    }
+
+    /// How many workers have their NATS connection up (each worker has one); nil without a cluster.
+    public var clusterLinksUp: Int? {
+        guard core.clusterNode != nil else { return nil }
+        return core.clusterViews.count { $0.withLock { $0 }?.connected == true }
+    }
+
+    /// Members of this relay's rooms that are on other relays, as far as this relay knows
+    /// (docs/cluster.md: it tracks them for the rooms it has members in).
+    public var remoteMemberCount: Int {
+        core.rooms.allRecords.reduce(0) { $0 + $1.state.withLock { $0.remoteMembers.count } }
+    }
+
+    /// This relay's name in the cluster, or nil.
+    public var clusterNodeName: String? { core.clusterNode?.name }
+
     /// Workers, their CPUs and NUMA nodes.
     public var topology: ServerTopology { core.topology }
 

@@ -175,6 +175,10 @@ public struct ShardedServerBuilder: Sendable {
     public func webSocket(bind address: String) -> Self { with { $0.webSocket = WebSocketConfiguration(bindAddress: address) } }
     /// Turns the WebSocket transport on with every option of `WebSocketConfiguration` (nil: off).
     public func webSocket(_ configuration: WebSocketConfiguration?) -> Self { with { $0.webSocket = configuration } }
+    /// Joins a cluster of relays over NATS (default: none); see `ClusterConfiguration`.
+    public func cluster(_ configuration: ClusterConfiguration?) -> Self { with { $0.cluster = configuration } }
+    /// Joins a cluster of relays over the NATS `servers`, as `node`.
+    public func cluster(servers: [String], node: String) -> Self { cluster(ClusterConfiguration(servers: servers, nodeName: node)) }
 
     public func build() -> ShardedServer {
         ShardedServer(configuration: configuration)

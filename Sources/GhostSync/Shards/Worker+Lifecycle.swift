@@ -90,6 +90,11 @@ extension Worker {
     /// close. Clients that do not close within `shutdownGracePeriod` are closed anyway.
     func closeEverything() {
         isShuttingDown = true
+        announceClusterLeaving()
+        if let cluster {
+            if cluster.fd >= 0 { epoll.remove(cluster.fd) }
+            cluster.close()
+        }
         epoll.remove(listener.fd)
         listener.close()
         if let webSocketListener {
@@ -156,6 +161,7 @@ extension Worker {
         epoll.close()
         listener.close()
         webSocketListener?.close()
+        cluster?.close()
         closeLingeringSockets()
         for case let connection? in connections where !connection.isClosed {
             close(connection, reason: .connectionReset)

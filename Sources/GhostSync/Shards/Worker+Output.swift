@@ -51,6 +51,10 @@ extension Worker {
     /// Writes out every connection that has output. A close during the flush may queue
     /// PlayerLeft frames for others; they are appended and flushed in the same pass.
     func flushAll() {
+        if clusterFlushQueued {
+            clusterFlushQueued = false
+            flushCluster()
+        }
         var next = 0
         while next < flushList.count {
             let entry = flushList[next]

@@ -37,8 +37,10 @@ extension Worker {
                 return
             }
         }
-        if room.memberCount > 1 {
-            fanOut(broadcastFrame(senderID: sender.id, data: data), in: room, except: sender)
+        if room.memberCount > 1 || room.cluster?.subscription != nil {
+            let frame = broadcastFrame(senderID: sender.id, data: data)
+            if cluster != nil { clusterPublish(frame, in: room) }
+            fanOut(frame, in: room, except: sender)
         }
         callingHook { handler.onBroadcast(clientID: sender.id, roomID: room.id, data: data) }
     }
@@ -81,7 +83,7 @@ extension Worker {
         }
         // A full room is refused here, where the client can stay in its current room; the
         // room's worker checks again, exactly, when the join arrives (`completeJoin`).
-        if maxClientsPerRoom != .max, record.memberCount >= maxClientsPerRoom {
+        if maxClientsPerRoom != .max, record.localMemberCount >= maxClientsPerRoom {
             refuseFullRoom(roomID, to: connection)
             return .proceed
         }
@@ -124,10 +126,12 @@ extension Worker {
         }
         room.add(connection)
         connection.room = room
+        if room.memberCount == 1 { clusterRoomGainedFirstMember(room) }
         statistics[.joins] += 1
         record.addMember(connection.record)
         connection.record.setRoomID(roomID)
         send(.joined(clientID: connection.id, roomID: roomID), to: connection)
+        if cluster != nil { clusterAnnounce(.joined, clientID: connection.id, in: room) }
         if room.memberCount > 1 {
             fanOut(SharedFrame.encoding(.playerJoined(clientID: connection.id), pool: framePool), in: room, except: connection)
         }
@@ -152,6 +156,10 @@ extension Worker {
         if !room.isEmpty && !isShuttingDown {
             fanOut(SharedFrame.encoding(.playerLeft(clientID: connection.id), pool: framePool), in: room)
         }
+        if cluster != nil {
+            clusterAnnounce(.left, clientID: connection.id, in: room)
+            if room.isEmpty { clusterRoomLostLastMember(room) }
+        }
         callingHook { handler.onLeave(clientID: connection.id, roomID: room.id) }
     }
 
@@ -161,5 +169,6 @@ extension Worker {
         guard let room = rooms[roomID], room.generation == generation else { return }
         room.isDeleted = true
         rooms[roomID] = nil
+        clusterRoomLostLastMember(room)
     }
 }

@@ -11,9 +11,11 @@ extension Worker {
     /// A server broadcast to a room of this shard: encoded once, queued for every member, as
     /// a client's broadcast is. A room deleted (or re-created) since the call gets nothing.
     func broadcastFromServer(_ data: [UInt8], roomID: String, generation: UInt64) {
-        guard let room = rooms[roomID], room.generation == generation, !room.isDeleted, !room.isEmpty else { return }
+        guard let room = rooms[roomID], room.generation == generation, !room.isDeleted,
+              !room.isEmpty || room.cluster?.subscription != nil else { return }
         statistics[.serverBroadcasts] += 1
         let frame = data.withUnsafeBytes { broadcastFrame(senderID: ServerHandle.serverID, data: $0) }
+        if cluster != nil { clusterPublish(frame, in: room) }
         fanOut(frame, in: room)
     }
 

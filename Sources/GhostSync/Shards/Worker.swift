@@ -76,6 +76,20 @@ final class Worker {
     /// turn the close into a reset that destroys the Close frame or HTTP answer in flight.
     /// By descriptor; the value is the deadline.
     var lingeringSockets: [Int32: Int64] = [:]
+    /// This worker's NATS connection when the server is in a cluster (Worker+Cluster.swift).
+    let cluster: ClusterLink?
+    let clusterHeartbeatInterval: Int64
+    let clusterMissedHeartbeats: Int
+    var nextClusterTickAt: Int64 = 0
+    var clusterFlushQueued = false
+    var clusterLastError: String?
+    /// The rooms this worker subscribed to, by subscription ID.
+    var roomsBySubscription: [UInt64: LocalRoom] = [:]
+    var heartbeatSubscription: UInt64?
+    var inboxSubscription: UInt64?
+    /// The other relays this worker has heard from, by name.
+    var peers: [String: ClusterPeer] = [:]
+    let clusterSubjects = try! ClusterSubjects()  // the default prefix is valid
     #if DEBUG
     /// The worker's thread (it is created on it) and how deep in hook calls it is: the
     /// confinement checks of Worker+Confinement.swift.
@@ -101,6 +115,7 @@ final class Worker {
     static let listenerToken = UInt64.max
     static let signalToken = UInt64.max - 1
     static let webSocketListenerToken = UInt64.max - 2
+    static let clusterToken = UInt64.max - 3
     /// Tokens with this bit are lingering sockets (the low bits are the descriptor); connection
     /// tokens are table slots, far below it.
     static let lingeringTokenFlag: UInt64 = 1 << 62
@@ -114,6 +129,16 @@ final class Worker {
         webSocketListener = launch.webSocketListener
         webSocketSettings = launch.core.configuration.webSocket ?? WebSocketConfiguration(bindAddress: "")
         handshakeTimeout = webSocketSettings.handshakeTimeout.wholeMilliseconds
+        if let settings = launch.core.configuration.cluster {
+            let servers = settings.servers.compactMap { try? ClusterConfiguration.address(of: $0) }
+            cluster = ClusterLink(node: launch.core.clusterNode!, servers: servers, maxPendingBytes: settings.maxPendingBytes)
+            clusterHeartbeatInterval = settings.heartbeatInterval.wholeMilliseconds
+            clusterMissedHeartbeats = settings.missedHeartbeatsForDead
+        } else {
+            cluster = nil
+            clusterHeartbeatInterval = 1000
+            clusterMissedHeartbeats = 3
+        }
         epoll = launch.epoll
         mailbox = launch.core.mailboxes[launch.index]
         published = launch.core.statistics[launch.index]
@@ -182,6 +207,7 @@ final class Worker {
             if !running { break }
             fireTimers()
             if !lingeringSockets.isEmpty { closeExpiredLingeringSockets() }
+            if cluster != nil { clusterTick() }
             if let resume = acceptResumesAt, now >= resume { resumeAccepting() }
             if flushInterval == 0 || now >= nextFlushAt {
                 flushAll()
@@ -212,6 +238,10 @@ final class Worker {
         if !lingeringSockets.isEmpty {
             timeout = min(timeout ?? .max, Self.lingeringCheckInterval)
         }
+        if let cluster {
+            let due = cluster.state == .disconnected ? min(cluster.retryAt, nextClusterTickAt) : nextClusterTickAt
+            timeout = min(timeout ?? .max, max(0, due - now))
+        }
         guard let timeout else { return -1 }
         return Int32(clamping: timeout)
     }
@@ -227,6 +257,8 @@ final class Worker {
             // Only the doorbell: the commands were taken at the top of this iteration, and one
             // posted since is seen before the next sleep (`Mailbox.prepareToSleep`).
             mailbox.signal.drain()
+        case Self.clusterToken:
+            clusterEvent(event.events)
         case Self.lingeringTokenFlag...:
             drainLingeringSocket(Int32(truncatingIfNeeded: token & ~Self.lingeringTokenFlag))
         default:

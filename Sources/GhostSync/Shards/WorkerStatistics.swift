@@ -49,6 +49,19 @@ public struct WorkerStatistics: Sendable, Equatable {
         case webSocketPingsAnswered
         /// Upgraded WebSocket clients that ended (also counted in one `disconnects*` counter).
         case webSocketDisconnects
+        /// Cluster (docs/cluster.md): NATS messages and payload bytes this worker published and
+        /// received, publishes dropped (link down, queue full, over NATS's max_payload),
+        /// connections made and lost, protocol errors and unreadable messages, and relays
+        /// found dead (counted by worker 0 only, each worker acts on it).
+        case clusterMessagesOut
+        case clusterBytesOut
+        case clusterMessagesIn
+        case clusterBytesIn
+        case clusterDrops
+        case clusterConnects
+        case clusterDisconnects
+        case clusterErrors
+        case clusterDeadNodes
 
         public var name: String {
             String(describing: self).reduce(into: "") { name, character in
@@ -57,7 +70,7 @@ public struct WorkerStatistics: Sendable, Equatable {
         }
     }
 
-    private var values = InlineArray<31, Int>(repeating: 0)
+    private var values = InlineArray<40, Int>(repeating: 0)
     private var loopTimeCounts = InlineArray<9, Int>(repeating: 0)
 
     /// Upper bounds (microseconds) of the loop-iteration time histogram; a last, unbounded
