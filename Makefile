@@ -1,14 +1,14 @@
 # GhostSync — every routine act is a target; `make help` lists them.
 SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
-APT_PACKAGES := libnuma-dev
+APT_PACKAGES := libnuma-dev nats-server
 
-.PHONY: help deps build release test test-tsan test-tsan-mailbox test-asan test-autobahn test-js test-browser demo soak run run-example fuzz bench bench-check bench-baseline perf compare scale clean
+.PHONY: help deps build release test test-tsan test-tsan-mailbox test-asan test-autobahn test-js test-browser test-cluster demo cluster-demo soak run run-example fuzz bench bench-check bench-baseline perf compare scale clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-deps: ## Install the Debian packages the build needs (libnuma-dev) when missing
+deps: ## Install the Debian packages the build and tests need (libnuma-dev, nats-server) when missing
 	@for pkg in $(APT_PACKAGES); do \
 	  if ! dpkg -s $$pkg >/dev/null 2>&1; then \
 	    echo "installing $$pkg"; \
@@ -70,6 +70,14 @@ test-js: ## The browser client's tests: codec vectors, client behaviour, .d.ts (
 test-browser: deps ## The demo page in headless Chromium through the relay, with a TCP member (installs chromium, chromium-driver, selenium)
 	$(SWIFT) build --product ghost-sync
 	Tests/Browser/run.sh $$($(SWIFT) build --show-bin-path)/ghost-sync
+
+test-cluster: deps ## The cluster suites: relays over a real nats-server (one, and a 3-server cluster), faults included
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --filter "ClusterTests|NATS"
+
+cluster-demo: deps ## Three nats-servers and two relays on loopback; prints how to join each (Ctrl-C stops all)
+	$(SWIFT) build -c release --product ghost-sync
+	Benchmarks/cluster-demo.sh $$($(SWIFT) build -c release --show-bin-path)/ghost-sync
 
 WS ?= 127.0.0.1:7780
 demo: deps ## Start the relay with the browser demo page (open the printed URL; rooms lobby, deathmatch, duel)

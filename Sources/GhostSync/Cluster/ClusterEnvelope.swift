@@ -15,7 +15,7 @@ import Foundation
 /// | --- | --- |
 /// | broadcast | a ServerWire `broadcast` payload (tag, sender ID, data), relayed as it is |
 /// | joined, left | the member's client ID (16 bytes) |
-/// | syncRequest | room ID length (UInt16) and room ID; sent with a reply subject |
+/// | syncRequest | room ID length (UInt16), room ID, count (UInt32), the sender's members' client IDs; sent with a reply subject |
 /// | syncReply | room ID length (UInt16), room ID, count (UInt32), client IDs |
 /// | heartbeat | member count (UInt32) across the node |
 /// | leaving | none: the node is shutting down; its members leave everywhere |

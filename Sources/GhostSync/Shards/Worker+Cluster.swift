@@ -152,6 +152,8 @@ extension Worker {
             if cluster.state == .handshaking {
                 cluster.becameReady()
                 statistics[.clusterConnects] += 1
+                // The peers get a full timeout from now to be heard again.
+                for name in peers.keys { peers[name]?.lastHeard = now }
                 resubscribeEverything()
             } else {
                 cluster.pingsOutstanding = 0
@@ -218,13 +220,24 @@ extension Worker {
         let inbox = Array(clusterInbox.utf8)
         cluster.enqueueControl { bytes in
             try? NATSCommand.subscribe(subject: state.subjectString, sid: subscription, into: &bytes)
-            var body: [UInt8] = []
-            ClusterEnvelope.writeHeader(.syncRequest, node: cluster.node, into: &body)
-            ClusterEnvelope.writeRoomID(room.id, into: &body)
+            let body = memberList(.syncRequest, of: room, node: cluster.node)
             body.withUnsafeBytes { try? NATSCommand.publish(subject: state.subject, replyTo: inbox, payload: $0, into: &bytes) }
         }
         statistics[.clusterMessagesOut] += 1
         queueClusterFlush()
+    }
+
+    /// A sync request or reply: the room and this relay's members of it. Requests carry the
+    /// list too, so that whichever relay reconnects first learns what the other's members did
+    /// while they could not talk (its own request may have gone out before the other
+    /// subscribed again).
+    private func memberList(_ operation: ClusterEnvelope.Operation, of room: LocalRoom, node: ClusterNodeID) -> [UInt8] {
+        var body: [UInt8] = []
+        ClusterEnvelope.writeHeader(operation, node: node, into: &body)
+        ClusterEnvelope.writeRoomID(room.id, into: &body)
+        ClusterEnvelope.writeCount(room.memberCount, into: &body)
+        room.forEachMember { ClusterEnvelope.writeClientID($0.id, into: &body) }
+        return body
     }
 
     /// PlayerJoined / PlayerLeft of a member here, for the other relays.
@@ -314,7 +327,7 @@ extension Worker {
             return
         }
         if message.sid == inboxSubscription {
-            if envelope.operation == .syncReply { mergeSyncReply(from: envelope.node, body) }
+            if envelope.operation == .syncReply { mergeMemberList(from: envelope.node, body, announcing: nil) }
             return
         }
         guard let room = roomsBySubscription[message.sid], let state = room.cluster else { return }
@@ -334,15 +347,10 @@ extension Worker {
                 fanOut(SharedFrame.encoding(.playerLeft(clientID: clientID), pool: framePool), in: room)
             }
         case .syncRequest:
+            // The requester's own members: news for the members here if they changed.
+            mergeMemberList(from: envelope.node, body, announcing: true)
             guard let replyTo = message.replyTo, !room.isEmpty else { return }
-            var reply: [UInt8] = []
-            ClusterEnvelope.writeHeader(.syncReply, node: cluster.node, into: &reply)
-            ClusterEnvelope.writeRoomID(room.id, into: &reply)
-            var ids: [UUID] = []
-            room.forEachMember { ids.append($0.id) }
-            ClusterEnvelope.writeCount(ids.count, into: &reply)
-            for id in ids { ClusterEnvelope.writeClientID(id, into: &reply) }
-            publish(reply, to: Array(replyTo.utf8))
+            publish(memberList(.syncReply, of: room, node: cluster.node), to: Array(replyTo.utf8))
         case .syncReply, .heartbeat, .leaving:
             break
         }
@@ -367,7 +375,10 @@ extension Worker {
         fanOut(frame, in: room)
     }
 
-    private func mergeSyncReply(from node: ClusterNodeID, _ body: UnsafeRawBufferPointer) {
+    /// Replaces what this worker knows of `node`'s members of the room named in `body`; with
+    /// PlayerJoined/PlayerLeft for the differences when `announcing` (nil: as the room's state
+    /// says, see `ClusterRoom.announcesSyncChanges`).
+    private func mergeMemberList(from node: ClusterNodeID, _ body: UnsafeRawBufferPointer, announcing: Bool?) {
         guard let (roomID, offset) = ClusterEnvelope.roomID(in: body), let room = rooms[roomID],
               let state = room.cluster, state.subscription != nil,
               let count = ClusterEnvelope.count(in: body, at: offset), body.count >= offset + 4 + count * 16
@@ -379,7 +390,7 @@ extension Worker {
         let previous = state.remoteMembers[node] ?? []
         state.remoteMembers[node] = members
         publishRemoteMembers(of: room)
-        guard state.announcesSyncChanges else { return }
+        guard announcing ?? state.announcesSyncChanges else { return }
         for id in members.subtracting(previous) {
             fanOut(SharedFrame.encoding(.playerJoined(clientID: id), pool: framePool), in: room)
         }
@@ -399,12 +410,35 @@ extension Worker {
             // Restarted under the same name: its previous life's members are gone.
             peerIsGone(ClusterNodeID(name: node.name, incarnation: known.incarnation))
         }
-        peers[node.name, default: ClusterPeer(incarnation: node.incarnation, lastHeard: now, members: 0)].lastHeard = now
-        peers[node.name]?.incarnation = node.incarnation
+        if peers[node.name] == nil {
+            // A relay heard for the first time, or again after it was taken for dead (stopped,
+            // partitioned): ask again who is where, and announce what changed.
+            peers[node.name] = ClusterPeer(incarnation: node.incarnation, lastHeard: now, members: 0)
+            resyncSubscribedRooms()
+        }
+        peers[node.name]?.lastHeard = now
     }
 
-    /// Relays not heard from for `missedHeartbeatsForDead` intervals are dead.
+    private func resyncSubscribedRooms() {
+        guard let cluster, cluster.isConnected else { return }
+        let inbox = Array(clusterInbox.utf8)
+        for room in rooms.values {
+            guard let state = room.cluster, state.subscription != nil else { continue }
+            state.announcesSyncChanges = true
+            let body = memberList(.syncRequest, of: room, node: cluster.node)
+            cluster.enqueueControl { bytes in
+                body.withUnsafeBytes { try? NATSCommand.publish(subject: state.subject, replyTo: inbox, payload: $0, into: &bytes) }
+            }
+            statistics[.clusterMessagesOut] += 1
+        }
+        queueClusterFlush()
+    }
+
+    /// Relays not heard from for `missedHeartbeatsForDead` intervals are dead. Only while this
+    /// worker's own link is up: a worker that cannot hear anyone cannot tell who is dead, and
+    /// after it reconnects the re-sync announces what changed.
     private func forgetSilentPeers() {
+        guard cluster?.isConnected == true else { return }
         let deadline = now - clusterHeartbeatInterval * Int64(clusterMissedHeartbeats)
         for (name, peer) in peers where peer.lastHeard < deadline {
             peerIsGone(ClusterNodeID(name: name, incarnation: peer.incarnation))
