@@ -18,8 +18,6 @@ final class Connection {
     let record: ClientRecord
     var decoder: FrameDecoder
     @exclusivity(unchecked) var outbox = Outbox()
-    /// A WebSocket connection's handshake and framing state; nil for TCP.
-    @exclusivity(unchecked) var webSocket: WebSocketSession?
 
     /// The room this client is in; it belongs to the same worker as this connection.
     /// Kept as a manually retained reference so that the relay path can borrow it without an
@@ -58,6 +56,10 @@ final class Connection {
     var framesInRateWindow = 0
     /// Identifies the connection's live timer-wheel entry; bumping it cancels that entry.
     var timerToken: UInt64 = 0
+    /// A WebSocket connection's handshake and framing state; nil for TCP. Declared among the
+    /// cold fields so that the ones the fan-out touches per recipient (outbox, flush flag) stay
+    /// on the cache lines they had before the WebSocket transport.
+    @exclusivity(unchecked) var webSocket: WebSocketSession?
 
     #if DEBUG
     /// The worker that holds the connection (debug builds: thread-confinement checks). Set by
