@@ -14,6 +14,9 @@ final class LocalRoom {
     /// Members in no particular order (removal swaps the last member in).
     @exclusivity(unchecked) private var members: UnsafeMutablePointer<Unmanaged<Connection>>?
     @exclusivity(unchecked) private(set) var memberCount = 0
+    /// Members that are WebSocket clients: while there are any, a fan-out also makes the
+    /// frame in WebSocket framing, once (`Worker.fanOut`).
+    @exclusivity(unchecked) private(set) var webSocketMemberCount = 0
     private var capacity = 0
     /// Set when the room is deleted while members remain (soft delete).
     @exclusivity(unchecked) var isDeleted = false
@@ -37,12 +40,14 @@ final class LocalRoom {
         connection.memberIndex = Int32(memberCount)
         (members! + memberCount).initialize(to: .passUnretained(connection))
         memberCount += 1
+        if connection.isWebSocket { webSocketMemberCount += 1 }
     }
 
     func remove(_ connection: Connection) {
         let index = Int(connection.memberIndex)
         assert(members![index].toOpaque() == Unmanaged.passUnretained(connection).toOpaque(), "memberIndex out of date")
         memberCount -= 1
+        if connection.isWebSocket { webSocketMemberCount -= 1 }
         if index < memberCount {
             let last = members![memberCount]
             members![index] = last

@@ -46,6 +46,9 @@ final class Connection {
     @exclusivity(unchecked) var isClosed = false
     /// A Ping was sent and its Pong has not come back.
     @exclusivity(unchecked) var pingOutstanding = false
+    /// A WebSocket client (`webSocket` is set): the fan-out reads this, beside the other
+    /// per-recipient fields, to pick the frame in its wire format.
+    @exclusivity(unchecked) private(set) var isWebSocket = false
 
     /// Monotonic milliseconds of the last complete frame received.
     @exclusivity(unchecked) var lastFrameAt: Int64
@@ -59,7 +62,9 @@ final class Connection {
     /// A WebSocket connection's handshake and framing state; nil for TCP. Declared among the
     /// cold fields so that the ones the fan-out touches per recipient (outbox, flush flag) stay
     /// on the cache lines they had before the WebSocket transport.
-    @exclusivity(unchecked) var webSocket: WebSocketSession?
+    @exclusivity(unchecked) var webSocket: WebSocketSession? {
+        didSet { isWebSocket = webSocket != nil }
+    }
 
     #if DEBUG
     /// The worker that holds the connection (debug builds: thread-confinement checks). Set by

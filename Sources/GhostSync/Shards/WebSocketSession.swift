@@ -13,10 +13,12 @@ final class WebSocketSession {
         case responding
     }
 
-    var phase = Phase.handshaking
+    // Touched per read (phase) and per frame (decoder): unchecked for the reason given on
+    // `Connection`.
+    @exclusivity(unchecked) var phase = Phase.handshaking
     /// The request head read so far (empty once upgraded).
     var requestHead: [UInt8] = []
-    var decoder: WebSocketFrameDecoder
+    @exclusivity(unchecked) var decoder: WebSocketFrameDecoder
     /// Monotonic milliseconds by which the handshake (or the answer to a plain request) must be
     /// done, or the connection is closed.
     let handshakeDeadline: Int64

@@ -46,11 +46,31 @@ extension Worker {
     }
 
     /// The one fan-out every room message goes through: `frame` (encoded once) is queued for
-    /// every member but `excluded`, then the caller's reference is given up.
+    /// every member but `excluded`, then the caller's reference is given up. In a room with
+    /// WebSocket members the frame is also made once in WebSocket framing (header and payload
+    /// contiguous), so each recipient's write takes one iovec per frame, as for TCP: at most one
+    /// encoding per transport per message, never one per recipient.
     @inline(__always)
     func fanOut(_ frame: SharedFrame, in room: LocalRoom, except excluded: Connection? = nil) {
-        room.forEachMember(except: excluded) { enqueue(frame, to: $0) }
+        if room.webSocketMemberCount == 0 {
+            room.forEachMember(except: excluded) { enqueue(frame, to: $0) }
+        } else {
+            let webSocketFrame = webSocketFraming(of: frame)
+            room.forEachMember(except: excluded) { enqueue($0.isWebSocket ? webSocketFrame : frame, to: $0) }
+            webSocketFrame.release()
+        }
         frame.release()
+    }
+
+    /// `frame` (TCP framing) as one verbatim binary WebSocket message, from the pool.
+    func webSocketFraming(of frame: SharedFrame) -> SharedFrame {
+        let payloadLength = frame.count - WireSize.framePrefix
+        let headerSize = WebSocketFrame.serverHeaderSize(payloadLength: payloadLength)
+        let framed = framePool.frame(count: headerSize + payloadLength)
+        framed.isVerbatim = true
+        WebSocketFrame.writeServerHeader(opcode: .binary, payloadLength: payloadLength, to: framed.bytes)
+        (framed.bytes + headerSize).copyMemory(from: frame.bytes + WireSize.framePrefix, byteCount: payloadLength)
+        return framed
     }
 
     /// A Broadcast frame (from the pool) from `senderID` carrying `data`; the caller owns it.

@@ -79,16 +79,21 @@ extension Worker {
         _ run: (inout WebSocketFrameDecoder, (WebSocketEvent) -> FrameAction) throws(WebSocketError) -> FrameAction
     ) {
         var closeReason: DisconnectReason?
+        // The client's Close, if one came: kept here rather than in the session so that the
+        // per-frame closure captures no more than TCP's does (each capture is a retain and a
+        // release per frame).
+        var clientClose: UInt16??
         let action: FrameAction
         do {
             action = try run(&session.decoder) { event in
-                self.handleWebSocketEvent(event, from: connection, session: session, closeReason: &closeReason)
+                self.handleWebSocketEvent(event, from: connection, closeReason: &closeReason, clientClose: &clientClose)
             }
         } catch {
             session.closeFrame = (error.code, error.reason)
             close(connection, reason: error.code == WebSocketCloseCode.messageTooBig ? .payloadTooLarge : .protocol(error.reason))
             return
         }
+        if let clientClose { session.closeFrame = (clientClose, "") }
         switch action {
         case .proceed: break
         case .stop: close(connection, reason: closeReason ?? .connectionClosed)
@@ -97,7 +102,7 @@ extension Worker {
     }
 
     private func handleWebSocketEvent(
-        _ event: WebSocketEvent, from connection: Connection, session: WebSocketSession, closeReason: inout DisconnectReason?
+        _ event: WebSocketEvent, from connection: Connection, closeReason: inout DisconnectReason?, clientClose: inout UInt16??
     ) -> FrameAction {
         switch event {
         case .message(let opcode, let payload):
@@ -122,7 +127,7 @@ extension Worker {
         case .close(let code, _):
             // Answered with the same code (or an empty Close for an empty one); then the
             // server closes the TCP connection first (§7.1.1).
-            session.closeFrame = (code, "")
+            clientClose = .some(code)
             closeReason = .connectionClosed
             return .stop
         }

@@ -88,7 +88,9 @@ package enum WebSocketFrame {
         return payload
     }
 
-    /// A whole masked client frame (the tests and the load generator play browsers).
+    /// A whole masked client frame (the tests and the load generator play browsers). `mask`'s
+    /// high byte is the first key byte on the wire (unlike `unmask`'s `key`, which is the wire
+    /// bytes loaded as a little-endian word).
     package static func clientFrame(opcode: WebSocketOpcode, payload: some Collection<UInt8>, fin: Bool = true, mask: UInt32) -> [UInt8] {
         var frame: [UInt8] = [(fin ? 0x80 : 0) | opcode.rawValue]
         let length = payload.count
