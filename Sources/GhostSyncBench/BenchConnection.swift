@@ -14,6 +14,12 @@ final class BenchConnection {
     var sequence: UInt64 = 0
     /// Highest sequence seen from each sender (for duplicates and reordering).
     var highestSeen: [Int: UInt64] = [:]
+    /// WebSocket: the masking key of every frame this client sends (4 wire bytes as a
+    /// little-endian word, `RelayWire.appendMaskedFrame`); 0 and unused over TCP.
+    var maskingKey: UInt32 = 0
+    /// WebSocket: the opening handshake under way (nil once upgraded, and over TCP). Checked
+    /// once per read, not per message.
+    var upgrade: WebSocketUpgrade?
 
     init(index: Int, room: Int, roomName: String, fd: Int32, position: Int) {
         self.position = position
