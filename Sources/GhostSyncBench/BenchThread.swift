@@ -103,7 +103,10 @@ final class BenchThread {
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         let room = configuration.room(of: client)
-        let connection = BenchConnection(index: client, room: room, roomName: configuration.roomName(room), fd: fd, position: connections.count)
+        let webSocket = configuration.transport == .webSocket
+        let connection = BenchConnection(
+            index: client, room: room, roomName: configuration.roomName(room), fd: fd, position: connections.count,
+            maskingKey: webSocket ? UInt32.random(in: 0...UInt32.max) : 0)
         do {
             try epoll.add(fd, events: gs_EPOLLIN, token: UInt64(connections.count))
         } catch {
@@ -111,10 +114,9 @@ final class BenchThread {
             throw BenchError("epoll_ctl: \(error)")
         }
         connections.append(connection)
-        if configuration.transport == .webSocket {
+        if webSocket {
             let upgrade = WebSocketUpgrade()
             connection.upgrade = upgrade
-            connection.maskingKey = UInt32.random(in: 0...UInt32.max)
             connection.output += upgrade.request(host: configuration.clientAddress)
         } else {
             connection.output += wire.handshake(room: connection.roomName)
@@ -253,7 +255,8 @@ final class BenchThread {
             }
             if count < 0 { return }
             connection.input += UnsafeRawBufferPointer(rebasing: scratch[0..<count])
-            if let upgrade = connection.upgrade, !completeUpgrade(connection, upgrade) { return }
+            // A TCP run stops at the first test (a `let`): no per-read exclusivity check.
+            if configuration.transport == .webSocket, let upgrade = connection.upgrade, !completeUpgrade(connection, upgrade) { return }
             let receivedAt = MonotonicClock.nowNanoseconds()
             let deliveredBefore = tally.delivered
             // The shared progress counter moves once per read, not once per delivery.
