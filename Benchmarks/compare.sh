@@ -17,6 +17,13 @@
 # ROUNDS > 1 repeats every scenario, targets interleaved within each round, and the table shows
 # each target's median with the per-round ratios beside it: on a shared VM one run swings by
 # ±15 % or more, as much as the margins being measured.
+#
+# TRANSPORTS (default "tcp") lists how GhostSync's clients connect: "tcp ws" runs every GhostSync
+# scenario twice per round, once over TCP (row ghost) and once over WebSocket (row ghost-ws: the
+# relay started with --ws, the clients `bench --transport ws`, handshake and masked frames as
+# browsers send them). The ghost-ws row's "ws/tcp" is its deliveries per CPU-second over ghost's
+# (median runs), with the ratio of each round in "per round". Redis and NATS run over TCP only.
+#   TRANSPORTS="tcp ws" TARGETS=ghost ROUNDS=3 Benchmarks/compare.sh S1 S3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +34,10 @@ OUT=${OUT:-$(mktemp /tmp/ghost-sync-compare.XXXXXX.jsonl)}
 SCENARIOS=${*:-"S1 S1h S2 S2h S3 L1 S4"}
 SATURATION=${SATURATION:-0.95}
 ROUNDS=${ROUNDS:-1}
+TRANSPORTS=${TRANSPORTS:-tcp}
+for transport in $TRANSPORTS; do
+  case "$transport" in tcp|ws) ;; *) echo "unknown transport $transport in TRANSPORTS (tcp, ws)" >&2; exit 64 ;; esac
+done
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 BIN=$(swift build -c release --show-bin-path)/ghost-sync
@@ -50,15 +61,16 @@ scenario_args() {
 
 source Benchmarks/ports.sh
 
-start_server() {  # target port -> sets PID
+start_server() {  # target port [ws-port] -> sets PID
   case "$1" in
-    ghost) taskset -c "$SERVER_CPU" "$RELAY_BIN" relay --bind "127.0.0.1:$2" --workers 1 --cpus "$SERVER_CPU" --rooms 1000 \
-             --max-clients 20000 --no-control --no-metrics --log-level warning >/dev/null 2>&1 & PID=$! ;;
+    ghost) taskset -c "$SERVER_CPU" "$RELAY_BIN" relay --bind "127.0.0.1:$2" ${3:+--ws "127.0.0.1:$3"} --workers 1 --cpus "$SERVER_CPU" \
+             --rooms 1000 --max-clients 20000 --no-control --no-metrics --log-level warning >/dev/null 2>&1 & PID=$! ;;
     redis) taskset -c "$SERVER_CPU" redis-server --port "$2" --bind 127.0.0.1 --save "" --appendonly no \
              --maxclients 20000 --protected-mode no >/dev/null 2>&1 & PID=$! ;;
     nats)  GOMAXPROCS=1 taskset -c "$SERVER_CPU" nats-server -a 127.0.0.1 -p "$2" >/dev/null 2>&1 & PID=$! ;;
   esac
   wait_port "$2"
+  if [ -n "${3:-}" ]; then wait_port "$3"; fi
 }
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -69,14 +81,26 @@ for scenario in $SCENARIOS; do
     if [ "$target" != ghost ] && ! command -v "${target}-server" >/dev/null; then
       echo "skipping $target: ${target}-server is not installed (make compare installs it)" >&2; continue
     fi
-    port=$(free_port)
-    start_server "$target" "$port"
-    echo "== round $round: $scenario $target (server pid $PID)" >&2
-    # shellcheck disable=SC2046
-    if timeout 300 taskset -c "$LOAD_CPU" "$BIN" bench 2>/dev/null --target "$target" --addr "127.0.0.1:$port" \
-         $(scenario_args "$scenario") --duration "$DURATION" --warmup "$WARMUP" --server-pid "$PID" --json \
-         > /tmp/ghost-sync-compare-run.json; then
-      python3 -c '
+    transports=tcp
+    if [ "$target" = ghost ]; then transports=$TRANSPORTS; fi
+    for transport in $transports; do
+      port=$(free_port)
+      ws_port=""
+      client_args=(--addr "127.0.0.1:$port")
+      label=$target
+      if [ "$transport" = ws ]; then
+        ws_port=$(free_port)
+        while [ "$ws_port" = "$port" ]; do ws_port=$(free_port); done
+        client_args=(--transport ws --ws-addr "127.0.0.1:$ws_port")
+        label=$target-ws
+      fi
+      start_server "$target" "$port" "$ws_port"
+      echo "== round $round: $scenario $label (server pid $PID)" >&2
+      # shellcheck disable=SC2046
+      if timeout 300 taskset -c "$LOAD_CPU" "$BIN" bench 2>/dev/null --target "$target" "${client_args[@]}" \
+           $(scenario_args "$scenario") --duration "$DURATION" --warmup "$WARMUP" --server-pid "$PID" --json \
+           > /tmp/ghost-sync-compare-run.json; then
+        python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 r["scenario"], r["round"] = sys.argv[1], int(sys.argv[2])
@@ -84,11 +108,12 @@ cpu = r.get("server_cpu_seconds")
 r["server_cpu_share"] = cpu / r["seconds"] if cpu is not None else None
 r["saturated"] = cpu is not None and r["server_cpu_share"] >= float(sys.argv[3])
 print(json.dumps(r))' "$scenario" "$round" "$SATURATION" < /tmp/ghost-sync-compare-run.json >> "$OUT"
-    else
-      echo "run failed: $scenario $target" >&2
-    fi
-    kill "$PID" 2>/dev/null || true
-    wait "$PID" 2>/dev/null || true
+      else
+        echo "run failed: $scenario $label" >&2
+      fi
+      kill "$PID" 2>/dev/null || true
+      wait "$PID" 2>/dev/null || true
+    done
   done
 done
 done
@@ -97,8 +122,10 @@ python3 - "$OUT" "$SATURATION" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 threshold = float(sys.argv[2])
-runs = {}      # scenario -> target -> [rows]
-for r in rows: runs.setdefault(r["scenario"], {}).setdefault(r["target"], []).append(r)
+runs = {}      # scenario -> target -> [rows]; GhostSync over WebSocket is its own target, ghost-ws
+def name_of(r): return r["target"] + ("-ws" if r.get("transport") == "ws" else "")  # older lines: tcp
+for r in rows: runs.setdefault(r["scenario"], {}).setdefault(name_of(r), []).append(r)
+def is_peer(name): return not name.startswith("ghost")
 def per_cpu(r): return r.get("deliveries_per_server_cpu_second") or 0
 def share(r): return (r.get("server_cpu_seconds") or 0) / r["seconds"]
 def saturated(r): return r.get("saturated", share(r) >= threshold)  # older lines lack the flag
@@ -109,22 +136,29 @@ def ratio_text(value, ghost_saturated, peer_saturated):
     if ghost_saturated and peer_saturated: return f"({value:.2f}x)"
     return ("≥" if ghost_saturated else "≤" if peer_saturated else "") + f"{value:.2f}x"
 notes = set()
-print(f'{"scenario":8} {"target":6} {"runs":>4} {"deliv/s":>9} {"ratio":>7} {"p50 µs":>8} {"p99 µs":>8} {"srv CPU s":>9} {"CPU %":>5} '
-      f'{"deliv/CPU-s":>12} {"vs best peer":>12} {"per round":>24} {"B/client":>9}  flag')
+print(f'{"scenario":8} {"target":8} {"runs":>4} {"deliv/s":>9} {"ratio":>7} {"p50 µs":>8} {"p99 µs":>8} {"srv CPU s":>9} {"CPU %":>5} '
+      f'{"deliv/CPU-s":>12} {"vs best peer":>12} {"ws/tcp":>7} {"per round":>24} {"B/client":>9}  flag')
 for s, targets in runs.items():
     medians = {name: median_row(rs) for name, rs in targets.items()}
-    peers = {n: r for n, r in medians.items() if n != "ghost"}
+    peers = {n: r for n, r in medians.items() if is_peer(n)}
     best = max(peers.values(), key=per_cpu) if peers else None
-    # Ratio per round: ghost against the better peer of the same round.
     rounds = sorted({r.get("round", 1) for rs in targets.values() for r in rs})
+    def in_round(name, k): return [r for r in targets.get(name, []) if r.get("round", 1) == k]
+    # Ratio per round: ghost against the better peer of the same round; ghost-ws against ghost.
     per_round = []
+    ws_per_round = []
     for k in rounds:
-        g = [r for r in targets.get("ghost", []) if r.get("round", 1) == k]
-        p = [r for n, rs in targets.items() if n != "ghost" for r in rs if r.get("round", 1) == k]
+        g = in_round("ghost", k)
+        p = [r for n in targets if is_peer(n) for r in in_round(n, k)]
         if g and p and max(map(per_cpu, p)):
             bp = max(p, key=per_cpu)
             marked = saturated(g[0]) or saturated(bp)
             per_round.append(f"{per_cpu(g[0]) / per_cpu(bp):.2f}" + ("*" if marked else ""))
+            if marked: notes.add("round")
+        w = in_round("ghost-ws", k)
+        if g and w and per_cpu(g[0]):
+            marked = saturated(g[0]) or saturated(w[0])
+            ws_per_round.append(f"{per_cpu(w[0]) / per_cpu(g[0]):.2f}" + ("*" if marked else ""))
             if marked: notes.add("round")
     for name, rs in targets.items():
         r = medians[name]
@@ -133,16 +167,27 @@ for s, targets in runs.items():
         if name == "ghost" and best is not None and per_cpu(best):
             vs = ratio_text(per_cpu(r) / per_cpu(best), sat, saturated(best))
             if sat or saturated(best): notes.add("ratio")
-        spread = " ".join(per_round) if name == "ghost" and len(per_round) > 1 else ""
+        ws = ""
+        if name == "ghost-ws" and "ghost" in medians and per_cpu(medians["ghost"]):
+            tcp = medians["ghost"]
+            ws = ratio_text(per_cpu(r) / per_cpu(tcp), sat, saturated(tcp))
+            if sat or saturated(tcp): notes.add("ratio")
+            notes.add("ws")
+        spread = ""
+        if name == "ghost" and len(per_round) > 1: spread = " ".join(per_round)
+        if name == "ghost-ws" and len(ws_per_round) > 1: spread = " ".join(ws_per_round)
         count = sum(map(saturated, rs))
         flag = ("SATURATED" + (f" {count}/{len(rs)}" if len(rs) > 1 else "")) if sat else (f"{count}/{len(rs)} runs saturated" if count else "")
         if sat: notes.add("floor")
         efficiency = ("≥" if sat else "") + f"{per_cpu(r):.0f}"
         bpc = r.get("server_bytes_per_client")
-        print(f'{s:8} {name:6} {len(rs):4} {r["delivered_per_second"]:9.0f} {r["delivery_ratio"]:7.4f} {r["latency_us"]["p50"]:8} '
-              f'{r["latency_us"]["p99"]:8} {(r["server_cpu_seconds"] or 0):9.2f} {share(r) * 100:5.0f} {efficiency:>12} {vs:>12} {spread:>24} '
+        print(f'{s:8} {name:8} {len(rs):4} {r["delivered_per_second"]:9.0f} {r["delivery_ratio"]:7.4f} {r["latency_us"]["p50"]:8} '
+              f'{r["latency_us"]["p99"]:8} {(r["server_cpu_seconds"] or 0):9.2f} {share(r) * 100:5.0f} {efficiency:>12} {vs:>12} {ws:>7} {spread:>24} '
               f'{bpc if bpc is not None else "":>9}  {flag}')
-if notes:
+if "ws" in notes:
+    print("\nghost-ws: GhostSync with WebSocket clients (bench --transport ws). ws/tcp: its deliveries per CPU-second over "
+          "ghost's (median runs); per round, that ratio in each round.")
+if notes - {"ws"}:
     print(f"\nSATURATED: the server's CPU was at least {threshold:.0%} of the measured window, so its deliveries per CPU-second "
           "is a floor (≥), not a measurement: the offered rate, not the server, set it.")
     print("vs best peer: ≥ when only GhostSync saturated, ≤ when only the peer did, (…) when both did (compares nothing); "

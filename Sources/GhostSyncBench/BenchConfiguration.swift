@@ -10,6 +10,15 @@ public enum BenchTarget: String, Sendable, CaseIterable {
     case nats
 }
 
+/// How GhostSync clients reach the relay.
+public enum BenchTransport: String, Sendable, CaseIterable {
+    /// The ghost-sync TCP framing (4-byte length prefix per message).
+    case tcp
+    /// RFC 6455 WebSocket, as browsers use it: an HTTP/1.1 upgrade offering `ghost-sync.v1`,
+    /// then one masked binary message per ghost-sync payload (the relay's `--ws` port).
+    case webSocket = "ws"
+}
+
 /// Open loop: every client sends at `rate` whatever happens. Closed loop: every client keeps
 /// `window` messages in flight, sending the next when one of its own is delivered.
 public enum BenchMode: String, Sendable, CaseIterable {
@@ -21,6 +30,10 @@ public enum BenchMode: String, Sendable, CaseIterable {
 public struct BenchConfiguration: Sendable {
     public var target: BenchTarget = .ghost
     public var address = "127.0.0.1:7777"
+    /// `.webSocket`: every client connects to `webSocketAddress` instead of `address` (GhostSync only).
+    public var transport: BenchTransport = .tcp
+    /// The relay's WebSocket address (`ghost-sync relay --ws`), `HOST:PORT`; required with `.webSocket`.
+    public var webSocketAddress: String?
     public var clients = 100
     public var rooms = 10
     /// Messages per second per client (open loop).
@@ -55,11 +68,23 @@ public struct BenchConfiguration: Sendable {
         if mode == .closed && window < 1 { throw BenchError("window must be at least 1") }
         if threads < 1 || threads > 64 { throw BenchError("threads must be 1...64") }
         if duration <= .zero { throw BenchError("duration must be positive") }
+        if transport == .webSocket {
+            if target != .ghost {
+                throw BenchError("--transport ws is for --target ghost only: \(target.rawValue) is driven over its own TCP protocol (use --transport tcp)")
+            }
+            guard let webSocketAddress else {
+                throw BenchError("--transport ws needs --ws-addr HOST:PORT, the relay's WebSocket address (its --ws)")
+            }
+            do { _ = try SocketAddress(parsing: webSocketAddress) } catch { throw BenchError("WebSocket address \(webSocketAddress): \(error.description)") }
+        }
         if let metricsAddress {
             do { _ = try SocketAddress(parsing: metricsAddress) } catch { throw BenchError("metrics address \(metricsAddress): \(error.description)") }
         }
         return self
     }
+
+    /// Where the clients connect: the relay's TCP or WebSocket address.
+    var clientAddress: String { transport == .webSocket ? webSocketAddress ?? address : address }
 
     func room(of client: Int) -> Int { client % rooms }
 

@@ -14,8 +14,16 @@ final class BenchConnection {
     var sequence: UInt64 = 0
     /// Highest sequence seen from each sender (for duplicates and reordering).
     var highestSeen: [Int: UInt64] = [:]
+    /// WebSocket: the masking key of every frame this client sends (4 wire bytes as a
+    /// little-endian word, `RelayWire.appendMaskedFrame`); 0 and unused over TCP. A `let`, so
+    /// reading it per message costs no exclusivity check.
+    let maskingKey: UInt32
+    /// WebSocket: the opening handshake under way (nil once upgraded). Looked at once per read,
+    /// and only on a WebSocket run.
+    var upgrade: WebSocketUpgrade?
 
-    init(index: Int, room: Int, roomName: String, fd: Int32, position: Int) {
+    init(index: Int, room: Int, roomName: String, fd: Int32, position: Int, maskingKey: UInt32 = 0) {
+        self.maskingKey = maskingKey
         self.position = position
         self.index = index
         self.room = room

@@ -3,6 +3,8 @@ import Histogram
 /// The outcome of one load run.
 public struct BenchReport: Sendable {
     public let target: BenchTarget
+    /// How the clients reached the relay (always `.tcp` for Redis and NATS).
+    public let transport: BenchTransport
     public let clients: Int
     public let rooms: Int
     public let mode: BenchMode
@@ -34,6 +36,7 @@ public struct BenchReport: Sendable {
         workers = relay?.workers ?? []
         handoffsBeforeWindow = configuration.metricsAddress == nil ? nil : relay?.handoffsBeforeWindow
         target = configuration.target
+        transport = configuration.transport
         clients = configuration.clients
         rooms = configuration.rooms
         mode = configuration.mode
@@ -94,7 +97,7 @@ public struct BenchReport: Sendable {
     public var table: String {
         func number(_ value: Double) -> String { value >= 100 ? String(Int(value.rounded())) : String(format2: value) }
         var lines = [
-            "target            \(target.rawValue)",
+            "target            \(target.rawValue)" + (transport == .webSocket ? " over WebSocket" : ""),
             "scenario          \(clients) clients, \(rooms) rooms, \(mode == .open ? "\(number(rate)) msg/s each" : "closed loop, \(window) in flight"), \(payload) B",
             "measured          \(number(seconds)) s",
             "sent              \(sent)",
@@ -133,7 +136,7 @@ public struct BenchReport: Sendable {
 
     public var json: String {
         var fields: [(String, String)] = [
-            ("target", "\"\(target.rawValue)\""), ("clients", "\(clients)"), ("rooms", "\(rooms)"),
+            ("target", "\"\(target.rawValue)\""), ("transport", "\"\(transport.rawValue)\""), ("clients", "\(clients)"), ("rooms", "\(rooms)"),
             ("mode", "\"\(mode.rawValue)\""), ("rate", "\(rate)"), ("window", "\(window)"), ("payload", "\(payload)"),
             ("seconds", "\(seconds)"), ("sent", "\(sent)"), ("expected", "\(expected)"), ("delivered", "\(delivered)"),
             ("lost", "\(lost)"), ("duplicated", "\(duplicated)"), ("reordered", "\(reordered)"),

@@ -68,7 +68,7 @@ final class BenchThread {
     init(configuration: BenchConfiguration, state: RunState, number: Int) throws(SystemError) {
         self.number = number
         self.configuration = configuration
-        self.wire = RelayWire(configuration.target)
+        self.wire = RelayWire(configuration.target, transport: configuration.transport)
         self.state = state
         self.epoll = try Epoll()
         self.interval = UInt64(1_000_000_000 / max(configuration.rate, 0.001))
@@ -83,7 +83,8 @@ final class BenchThread {
         payload.deallocate()
     }
 
-    /// Opens the client's socket (blocking connect), then makes it non-blocking and joins.
+    /// Opens the client's socket (blocking connect), then makes it non-blocking and joins (over
+    /// WebSocket: sends the upgrade request, and joins once `receive` has checked the answer).
     func connect(client: Int, to remote: SocketAddress) throws(BenchError) {
         let fd = socket(remote.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno))) (raise the descriptor limit?)") }
@@ -102,7 +103,10 @@ final class BenchThread {
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         let room = configuration.room(of: client)
-        let connection = BenchConnection(index: client, room: room, roomName: configuration.roomName(room), fd: fd, position: connections.count)
+        let webSocket = configuration.transport == .webSocket
+        let connection = BenchConnection(
+            index: client, room: room, roomName: configuration.roomName(room), fd: fd, position: connections.count,
+            maskingKey: webSocket ? UInt32.random(in: 0...UInt32.max) : 0)
         do {
             try epoll.add(fd, events: gs_EPOLLIN, token: UInt64(connections.count))
         } catch {
@@ -110,8 +114,34 @@ final class BenchThread {
             throw BenchError("epoll_ctl: \(error)")
         }
         connections.append(connection)
-        connection.output += wire.handshake(room: connection.roomName)
+        if webSocket {
+            let upgrade = WebSocketUpgrade()
+            connection.upgrade = upgrade
+            connection.output += upgrade.request(host: configuration.clientAddress)
+        } else {
+            connection.output += wire.handshake(room: connection.roomName)
+        }
         flush(connection)
+    }
+
+    /// WebSocket: checks the relay's answer to the upgrade at the front of `connection.input`,
+    /// then joins. Returns false while the answer is incomplete or when it failed the
+    /// connection (a failed handshake fails the run, like any client error here).
+    private func completeUpgrade(_ connection: BenchConnection, _ upgrade: WebSocketUpgrade) -> Bool {
+        switch connection.input.withUnsafeBytes({ upgrade.check($0) }) {
+        case .incomplete:
+            return false
+        case .failed(let reason):
+            state.fail("client \(connection.index): WebSocket handshake with \(configuration.clientAddress) failed: \(reason)")
+            connection.input.removeAll()
+            return false
+        case .upgraded(let headBytes):
+            connection.input.removeFirst(headBytes)
+            connection.upgrade = nil
+            connection.output += wire.handshake(room: connection.roomName, maskingKey: connection.maskingKey)
+            flush(connection)
+            return true
+        }
     }
 
     /// The loop: join, then (once the run's start time is set) send on schedule and account
@@ -209,7 +239,7 @@ final class BenchThread {
     private func enqueueMessage(_ connection: BenchConnection, now: UInt64, measureStart: UInt64, measureEnd: UInt64) {
         connection.sequence += 1
         BenchPayload.write(sender: connection.index, sequence: connection.sequence, sentAt: now, into: payload)
-        wire.appendPublish(room: connection.roomName, payload: UnsafeRawBufferPointer(payload), to: &connection.output)
+        wire.appendPublish(room: connection.roomName, payload: UnsafeRawBufferPointer(payload), maskingKey: connection.maskingKey, to: &connection.output)
         if now >= measureStart && now < measureEnd {
             tally.sent += 1
             tally.expected += configuration.members(ofRoom: connection.room) - 1
@@ -225,6 +255,8 @@ final class BenchThread {
             }
             if count < 0 { return }
             connection.input += UnsafeRawBufferPointer(rebasing: scratch[0..<count])
+            // A TCP run stops at the first test (a `let`): no per-read exclusivity check.
+            if configuration.transport == .webSocket, let upgrade = connection.upgrade, !completeUpgrade(connection, upgrade) { return }
             let receivedAt = MonotonicClock.nowNanoseconds()
             let deliveredBefore = tally.delivered
             // The shared progress counter moves once per read, not once per delivery.
@@ -234,7 +266,7 @@ final class BenchThread {
                 }
             }
             let consumed = connection.input.withUnsafeBytes { bytes in
-                wire.parse(bytes, replies: &replies) { event in
+                wire.parse(bytes, maskingKey: connection.maskingKey, replies: &replies) { event in
                     switch event {
                     case .ready:
                         if !connection.isReady {

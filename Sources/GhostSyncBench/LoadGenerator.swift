@@ -27,7 +27,7 @@ public enum LoadGenerator {
     static func runBlocking(_ configuration: BenchConfiguration, progress: @Sendable (String) -> Void) throws(BenchError) -> BenchReport {
         raiseDescriptorLimit(to: configuration.clients * 2 + 256)
         let remote: SocketAddress
-        do { remote = try SocketAddress(parsing: configuration.address) } catch { throw BenchError(error.description) }
+        do { remote = try SocketAddress(parsing: configuration.clientAddress) } catch { throw BenchError(error.description) }
         let threadCount = min(configuration.threads, configuration.clients)
         let state = RunState(clients: configuration.clients, window: configuration.window, threads: threadCount)
         let rssBefore = configuration.serverPID.flatMap(ProcessCPU.residentKiB(pid:))

@@ -10,26 +10,35 @@ enum RelayEvent {
     case failure(String)
 }
 
-/// The three relays' wire formats, as far as the load generator needs them: join a room,
-/// publish to it, and pick relayed payloads out of the byte stream without copying them.
+/// The relays' wire formats, as far as the load generator needs them: join a room, publish to
+/// it, and pick relayed payloads out of the byte stream without copying them. GhostSync comes
+/// in two: its TCP framing and its WebSocket transport (`ghostWebSocket`), whose client frames
+/// are masked with the connection's `maskingKey` (the other formats ignore it).
 enum RelayWire {
     case ghost
+    /// GhostSync over WebSocket, once upgraded (`WebSocketUpgrade` does the handshake).
+    case ghostWebSocket
     case redis
     case nats
 
-    init(_ target: BenchTarget) {
+    init(_ target: BenchTarget, transport: BenchTransport = .tcp) {
         switch target {
-        case .ghost: self = .ghost
+        case .ghost: self = transport == .webSocket ? .ghostWebSocket : .ghost
         case .redis: self = .redis
         case .nats: self = .nats
         }
     }
 
-    /// Bytes to send once connected, to join `room`.
-    func handshake(room: String) -> [UInt8] {
+    /// Bytes to send once connected (for WebSocket: once upgraded), to join `room`.
+    func handshake(room: String, maskingKey: UInt32 = 0) -> [UInt8] {
         switch self {
         case .ghost:
             return ClientWire.joinRoom(room).encodedFrame()
+        case .ghostWebSocket:
+            let payload = Array(ClientWire.joinRoom(room).encodedFrame().dropFirst(4))
+            var out: [UInt8] = []
+            Self.appendMaskedFrame(.binary, payloadBytes: payload.count, maskingKey: maskingKey, to: &out) { $0 += payload }
+            return out
         case .redis:
             return Array("HELLO 3\r\nSUBSCRIBE \(room)\r\n".utf8)
         case .nats:
@@ -39,7 +48,7 @@ enum RelayWire {
     }
 
     /// Appends one publish of `payload` to `room`.
-    func appendPublish(room: String, payload: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    func appendPublish(room: String, payload: UnsafeRawBufferPointer, maskingKey: UInt32 = 0, to out: inout [UInt8]) {
         switch self {
         case .ghost:
             let length = 4 + 8 + payload.count
@@ -47,6 +56,17 @@ enum RelayWire {
             out += [4, 0, 0, 0]
             withUnsafeBytes(of: UInt64(payload.count).littleEndian) { out += $0 }
             out += payload
+        case .ghostWebSocket:
+            // ClientWire.broadcast without the length prefix: tag 4, the data's length, the data.
+            Self.appendMaskedFrame(.binary, payloadBytes: 4 + 8 + payload.count, maskingKey: maskingKey, to: &out) { out in
+                var tagAndLength: (UInt64, UInt64) = (0, 0)
+                withUnsafeMutableBytes(of: &tagAndLength) { raw in
+                    raw.storeBytes(of: UInt32(4).littleEndian, toByteOffset: 0, as: UInt32.self)
+                    raw.storeBytes(of: UInt64(payload.count).littleEndian, toByteOffset: 4, as: UInt64.self)
+                    out += UnsafeRawBufferPointer(rebasing: raw[0..<12])
+                }
+                out += payload
+            }
         case .redis:
             out += Array("*3\r\n$7\r\nPUBLISH\r\n$\(room.utf8.count)\r\n\(room)\r\n$\(payload.count)\r\n".utf8)
             out += payload
@@ -61,9 +81,10 @@ enum RelayWire {
     /// Consumes every complete message at the front of `input` (from `start`), calling `handle`
     /// with each event and appending any protocol replies (pongs) to `replies`. Returns the
     /// offset of the first byte not consumed.
-    func parse(_ input: UnsafeRawBufferPointer, replies: inout [UInt8], _ handle: (RelayEvent) -> Void) -> Int {
+    func parse(_ input: UnsafeRawBufferPointer, maskingKey: UInt32 = 0, replies: inout [UInt8], _ handle: (RelayEvent) -> Void) -> Int {
         switch self {
         case .ghost: return Self.parseGhost(input, replies: &replies, handle)
+        case .ghostWebSocket: return Self.parseGhostWebSocket(input, maskingKey: maskingKey, replies: &replies, handle)
         case .redis: return Self.parseRESP(input, handle)
         case .nats: return Self.parseNATS(input, replies: &replies, handle)
         }
@@ -76,16 +97,120 @@ enum RelayWire {
             guard input.count - offset - 4 >= length else { break }
             let payload = UnsafeRawBufferPointer(rebasing: input[(offset + 4)..<(offset + 4 + length)])
             offset += 4 + length
-            guard payload.count >= 4 else { continue }
-            switch UInt32(littleEndian: payload.loadUnaligned(as: UInt32.self)) {
-            case 0: handle(.ready)
-            case 3: replies += ClientWire.pong.encodedFrame()
-            case 5:
-                let text = payload.count > 12 ? String(decoding: payload[12...], as: UTF8.self) : "error"
-                handle(.failure(text))
-            case 6 where payload.count >= 28:
-                handle(.message(UnsafeRawBufferPointer(rebasing: payload[28...])))
-            default: break
+            if handleGhostPayload(payload, handle) { replies += ClientWire.pong.encodedFrame() }
+        }
+        return offset
+    }
+
+    /// One ghost-sync server payload (`ServerWire`): returns true for a relay Ping, which the
+    /// caller answers with a Pong in its own framing.
+    @inline(__always)
+    private static func handleGhostPayload(_ payload: UnsafeRawBufferPointer, _ handle: (RelayEvent) -> Void) -> Bool {
+        guard payload.count >= 4 else { return false }
+        switch UInt32(littleEndian: payload.loadUnaligned(as: UInt32.self)) {
+        case 0: handle(.ready)
+        case 3: return true
+        case 5:
+            let text = payload.count > 12 ? String(decoding: payload[12...], as: UTF8.self) : "error"
+            handle(.failure(text))
+        case 6 where payload.count >= 28:
+            handle(.message(UnsafeRawBufferPointer(rebasing: payload[28...])))
+        default: break
+        }
+        return false
+    }
+
+    // MARK: GhostSync over WebSocket
+
+    /// Appends one final, masked frame whose `payloadBytes` bytes `writePayload` appends, then
+    /// masks them in place, eight bytes at a time (`WebSocketFrame.unmask`: XOR is its own
+    /// inverse). `maskingKey` is the key's 4 wire bytes loaded as a little-endian word, the form
+    /// `unmask` takes. No allocation beyond `out`'s own growth.
+    @inline(__always)
+    static func appendMaskedFrame(_ opcode: WebSocketOpcode, payloadBytes length: Int, maskingKey: UInt32, to out: inout [UInt8],
+                                  _ writePayload: (inout [UInt8]) -> Void) {
+        // FIN + opcode, MASK + the 7-bit length or its 16/64-bit escape, then the key.
+        var header: (UInt64, UInt64) = (0, 0)
+        let headerSize = withUnsafeMutableBytes(of: &header) { raw -> Int in
+            raw[0] = 0x80 | opcode.rawValue
+            var size: Int
+            if length < 126 {
+                raw[1] = 0x80 | UInt8(length)
+                size = 2
+            } else if length <= 0xFFFF {
+                raw[1] = 0x80 | 126
+                raw.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
+                size = 4
+            } else {
+                raw[1] = 0x80 | 127
+                raw.storeBytes(of: UInt64(length).bigEndian, toByteOffset: 2, as: UInt64.self)
+                size = 10
+            }
+            raw.storeBytes(of: maskingKey.littleEndian, toByteOffset: size, as: UInt32.self)
+            return size + 4
+        }
+        withUnsafeBytes(of: &header) { out += UnsafeRawBufferPointer(rebasing: $0[0..<headerSize]) }
+        let start = out.count
+        writePayload(&out)
+        assert(out.count - start == length, "the payload written must be the length announced")
+        out.withUnsafeMutableBytes { bytes in
+            WebSocketFrame.unmask(UnsafeMutableRawBufferPointer(rebasing: bytes[start...]), key: maskingKey)
+        }
+    }
+
+    /// Consumes every complete server frame at the front of `input` (unmasked; 2-, 4- or
+    /// 10-byte headers), each binary message one ghost-sync payload. A relay Ping (ServerWire
+    /// tag 3) and a WebSocket Ping are answered with a masked ClientWire Pong and Pong frame;
+    /// a Close, a text or fragmented message, or a masked frame is a failure (the relay sends
+    /// none of them to a client in good standing).
+    private static func parseGhostWebSocket(_ input: UnsafeRawBufferPointer, maskingKey: UInt32, replies: inout [UInt8],
+                                            _ handle: (RelayEvent) -> Void) -> Int {
+        var offset = 0
+        while input.count - offset >= 2 {
+            let first = input[offset]
+            let second = input[offset + 1]
+            var headerSize = 2
+            var length = Int(second & 0x7F)
+            if length == 126 {
+                guard input.count - offset >= 4 else { break }
+                length = Int(UInt16(bigEndian: input.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self)))
+                headerSize = 4
+            } else if length == 127 {
+                guard input.count - offset >= 10 else { break }
+                let wide = UInt64(bigEndian: input.loadUnaligned(fromByteOffset: offset + 2, as: UInt64.self))
+                guard wide <= UInt64(Int32.max) else {
+                    handle(.failure("WebSocket frame of \(wide) bytes announced"))
+                    return input.count
+                }
+                length = Int(wide)
+                headerSize = 10
+            }
+            guard input.count - offset - headerSize >= length else { break }
+            let payload = UnsafeRawBufferPointer(rebasing: input[(offset + headerSize)..<(offset + headerSize + length)])
+            offset += headerSize + length
+            guard second & 0x80 == 0 else {
+                handle(.failure("masked WebSocket frame from the relay"))
+                return input.count
+            }
+            switch first {
+            case 0x80 | WebSocketOpcode.binary.rawValue:
+                if handleGhostPayload(payload, handle) {
+                    withUnsafeBytes(of: UInt32(3).littleEndian) { pong in
+                        appendMaskedFrame(.binary, payloadBytes: 4, maskingKey: maskingKey, to: &replies) { $0 += pong }
+                    }
+                }
+            case 0x80 | WebSocketOpcode.ping.rawValue:
+                appendMaskedFrame(.pong, payloadBytes: payload.count, maskingKey: maskingKey, to: &replies) { $0 += payload }
+            case 0x80 | WebSocketOpcode.pong.rawValue:
+                break
+            case 0x80 | WebSocketOpcode.close.rawValue:
+                let code = payload.count >= 2 ? String(Int(payload[0]) << 8 | Int(payload[1])) : "none"
+                let reason = payload.count > 2 ? ": " + String(decoding: payload[2...], as: UTF8.self) : ""
+                handle(.failure("the relay closed the WebSocket (code \(code)\(reason))"))
+                return input.count
+            default:
+                handle(.failure("unexpected WebSocket frame (first byte 0x\(String(first, radix: 16))): the relay sends only final binary frames"))
+                return input.count
             }
         }
         return offset

@@ -4,6 +4,7 @@ import Glibc
 
 extension BenchTarget: ExpressibleByArgument {}
 extension BenchMode: ExpressibleByArgument {}
+extension BenchTransport: ExpressibleByArgument {}
 
 /// `ghost-sync bench`: the end-to-end load generator.
 struct BenchCommand: AsyncParsableCommand {
@@ -15,13 +16,26 @@ struct BenchCommand: AsyncParsableCommand {
             creates them). Every message carries its sender, sequence number and send time; \
             receivers record one-way latency and account for every delivery. Only loopback or \
             your own hosts: never point it at someone else's server.
+
+            --transport ws (GhostSync only) makes every client a browser-like WebSocket client: \
+            it connects to --ws-addr, the relay's WebSocket address (`ghost-sync relay --ws \
+            HOST:PORT`; required, there is no default), sends an HTTP/1.1 upgrade offering \
+            ghost-sync.v1, checks the 101 answer and its Sec-WebSocket-Accept (a failed handshake \
+            fails the run), then joins and sends each message as one masked binary frame (a random \
+            masking key per connection). --addr is not used then. Everything else, and the \
+            report, is the same as over TCP; the JSON line says "transport":"ws" (else "tcp").
             """
     )
 
     @Option(help: "ghost, redis or nats.")
     var target: BenchTarget = .ghost
-    @Option(help: "Relay address.")
+    @Option(help: "Relay address (TCP).")
     var addr = "127.0.0.1:7777"
+    @Option(help: "tcp, or ws for WebSocket clients to --ws-addr, connecting as browsers do (--target ghost only).")
+    var transport: BenchTransport = .tcp
+    @Option(name: .customLong("ws-addr"), help: ArgumentHelp(
+        "The relay's WebSocket address (its --ws), for --transport ws.", valueName: "host:port"))
+    var webSocketAddress: String?
     @Option(help: "Simulated clients (connections).")
     var clients = 100
     @Option(help: "Rooms (channels, subjects).")
@@ -51,10 +65,18 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
+    func validate() throws {
+        if webSocketAddress != nil && transport != .webSocket {
+            throw ValidationError("--ws-addr is for --transport ws (the clients use --addr over TCP)")
+        }
+    }
+
     func run() async throws {
         var configuration = BenchConfiguration()
         configuration.target = target
         configuration.address = addr
+        configuration.transport = transport
+        configuration.webSocketAddress = webSocketAddress
         configuration.clients = clients
         configuration.rooms = rooms
         configuration.rate = rate

@@ -23,6 +23,7 @@ extension Relay {
                 let object = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any]
                 #expect(object?["delivered"] as? Int == report.delivered)
                 #expect(object?["delivery_ratio"] as? Double == 1.0)
+                #expect(object?["transport"] as? String == "tcp")
                 #expect((object?["latency_us"] as? [String: Any])?["p99"] != nil)
                 #expect(report.table.contains("delivered         \(report.delivered) of \(report.expected)"))
                 let share = try #require(object?["server_cpu_share"] as? Double)
@@ -116,6 +117,72 @@ extension Relay {
             }
         }
 
+        /// `--transport ws`: the same accounting with every client a WebSocket (handshake, masked
+        /// frames, relay Pings answered), on two workers so some clients are handed off, open and
+        /// closed loop.
+        @Test(arguments: [BenchMode.open, .closed])
+        func webSocketClientsCountEveryDelivery(_ mode: BenchMode) async throws {
+            let rooms = (1...4).map { "room-\($0)" }
+            // Pings every 200 ms: an unanswered one would end the connection, and the run with it.
+            let configure = { (builder: ShardedServerBuilder) in builder.webSocket(bind: "127.0.0.1:0").pingInterval(.milliseconds(200)) }
+            try await withServer(workers: 2, rooms: rooms, configure: configure) { handle, port in
+                var run = configuration(port: port)
+                run.transport = .webSocket
+                run.webSocketAddress = try #require(handle.webSocketAddress).description
+                run.mode = mode
+                let report = try await LoadGenerator.run(run)
+                #expect(report.transport == .webSocket)
+                #expect(report.sent > 0 && report.delivered > 0)
+                #expect(report.expected == report.sent * 4)
+                #expect(report.delivered == report.expected)
+                #expect(report.lost == 0 && report.duplicated == 0 && report.reordered == 0)
+                let object = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any]
+                #expect(object?["transport"] as? String == "ws")
+                #expect(object?["delivered"] as? Int == report.delivered)
+                #expect(report.table.contains("ghost over WebSocket"))
+            }
+        }
+
+        /// A refused upgrade (here: an Origin the relay does not allow) fails the run at once,
+        /// saying why, instead of waiting for joins that never come.
+        @Test func refusedWebSocketHandshakeFailsTheRun() async throws {
+            var settings = WebSocketConfiguration(bindAddress: "127.0.0.1:0")
+            settings.allowedOrigins = ["https://game.example.com"]
+            try await withServer(workers: 1, rooms: ["room-1"], configure: { $0.webSocket(settings) }) { handle, port in
+                var run = smallBenchRun(port: port, clients: 3, rooms: 1, rate: 10)
+                run.transport = .webSocket
+                run.webSocketAddress = try #require(handle.webSocketAddress).description
+                let started = ContinuousClock.now
+                do {
+                    _ = try await LoadGenerator.run(run)
+                    Issue.record("the run should have failed")
+                } catch let error as BenchError {
+                    #expect(error.description.contains("WebSocket handshake"))
+                    #expect(error.description.contains("403"))
+                }
+                #expect(ContinuousClock.now - started < .seconds(10))
+            }
+        }
+
+        @Test func webSocketTransportIsForGhostOnlyAndNeedsItsAddress() {
+            var configuration = BenchConfiguration()
+            configuration.transport = .webSocket
+            #expect(throws: BenchError.self) { try configuration.validated() }  // no --ws-addr
+            configuration.webSocketAddress = "127.0.0.1:7780"
+            #expect(throws: Never.self) { try configuration.validated() }
+            #expect(configuration.clientAddress == "127.0.0.1:7780")
+            for target in [BenchTarget.redis, .nats] {
+                configuration.target = target
+                do {
+                    _ = try configuration.validated()
+                    Issue.record("\(target) over WebSocket should be refused")
+                } catch {
+                    #expect(error.description.contains("--target ghost only"))
+                }
+            }
+            #expect(BenchConfiguration().clientAddress == "127.0.0.1:7777")
+        }
+
         @Test func missingRoomsAreReported() async throws {
             try await withServer(workers: 1, rooms: []) { _, port in
                 await #expect(throws: BenchError.self) { _ = try await LoadGenerator.run(configuration(port: port)) }
@@ -196,6 +263,144 @@ extension Relay {
         #expect(consumed == frames.count)
         #expect(seen == ["ready", "yo"])
         #expect(replies == ClientWire.pong.encodedFrame())
+    }
+}
+
+/// The load generator's WebSocket client: its frames as the relay's own decoder reads them, the
+/// server's frames at every split, and the handshake checks.
+@Suite struct WebSocketBenchTests {
+    private let key: UInt32 = 0x9E37_79B9
+
+    /// Every message the relay's decoder gets out of `bytes` (which it unmasks in place).
+    private func decodedByTheRelay(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        var decoder = WebSocketFrameDecoder(maxMessageSize: 1 << 20)
+        var messages: [[UInt8]] = []
+        var copy = bytes
+        let action = try copy.withUnsafeMutableBytes { raw in
+            try decoder.feed(raw) { event in
+                if case .message(let opcode, let payload) = event, opcode == .binary { messages.append(Array(payload)) }
+                return .proceed
+            }
+        }
+        #expect(action == .proceed && !decoder.hasPendingBytes)
+        return messages
+    }
+
+    @Test(arguments: [20, 64, 114, 200, 65_523, 70_000])
+    func publishesAreMaskedFramesTheRelayDecodes(payloadSize: Int) throws {
+        // 114 B of data is a 126-byte ghost payload: the first with a 4-byte length; 65,523 B
+        // the last; 70,000 B needs the 10-byte one.
+        let data = (0..<payloadSize).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        var out: [UInt8] = []
+        data.withUnsafeBytes { RelayWire.ghostWebSocket.appendPublish(room: "room-1", payload: $0, maskingKey: key, to: &out) }
+        data.withUnsafeBytes { RelayWire.ghostWebSocket.appendPublish(room: "room-1", payload: $0, maskingKey: key, to: &out) }
+        let expected = Array(ClientWire.broadcast(data).encodedFrame().dropFirst(4))
+        let headerSize = expected.count < 126 ? 2 : expected.count <= 0xFFFF ? 4 : 10
+        #expect(out.count == 2 * (headerSize + 4 + expected.count))
+        #expect(out[0] == 0x82 && out[1] & 0x80 != 0)
+        // The key on the wire, then the masked bytes.
+        #expect(Array(out[headerSize..<(headerSize + 4)]) == [0xB9, 0x79, 0x37, 0x9E])
+        #expect(out[(headerSize + 4)...].prefix(4).elementsEqual([4 ^ 0xB9, 0x79, 0x37, 0x9E]))
+        #expect(try decodedByTheRelay(out) == [expected, expected])
+    }
+
+    @Test func joinIsOneMaskedFrame() throws {
+        let join = RelayWire.ghostWebSocket.handshake(room: "lobby", maskingKey: key)
+        #expect(try decodedByTheRelay(join) == [Array(ClientWire.joinRoom("lobby").encodedFrame().dropFirst(4))])
+        #expect(RelayWire.ghost.handshake(room: "lobby") == ClientWire.joinRoom("lobby").encodedFrame())
+    }
+
+    /// What the generator makes of a stream of server frames, fed in two reads split at `split`
+    /// (keeping the unconsumed tail, as `BenchThread.receive` does).
+    private func events(_ stream: [UInt8], split: Int) -> (events: [String], replies: [UInt8], left: Int) {
+        var seen: [String] = []
+        var replies: [UInt8] = []
+        var input: [UInt8] = []
+        for chunk in [stream[..<split], stream[split...]] {
+            input += chunk
+            let consumed = input.withUnsafeBytes { raw in
+                RelayWire.ghostWebSocket.parse(raw, maskingKey: key, replies: &replies) { event in
+                    switch event {
+                    case .ready: seen.append("ready")
+                    case .message(let data): seen.append("message \(data.count) \(data.first ?? 0)")
+                    case .failure(let text): seen.append("failure " + text)
+                    }
+                }
+            }
+            input.removeFirst(consumed)
+        }
+        return (seen, replies, input.count)
+    }
+
+    @Test func serverFramesAreParsedAtEverySplit() throws {
+        func frame(_ message: ServerWire) -> [UInt8] {
+            WebSocketFrame.serverFrame(opcode: .binary, payload: message.encodedFrame().dropFirst(4))
+        }
+        let sender = UUID()
+        let small = frame(.broadcast(senderID: sender, data: [1] + Array(repeating: 0, count: 63)))   // 2-byte header
+        let medium = frame(.broadcast(senderID: sender, data: [2] + Array(repeating: 0, count: 299)))  // 4-byte header
+        let large = frame(.broadcast(senderID: sender, data: [3] + Array(repeating: 0, count: 69_999)))  // 10-byte header
+        #expect(small[1] < 126 && medium[1] == 126 && large[1] == 127)
+        let head = frame(.joined(clientID: sender, roomID: "room-1")) + frame(.ping) + small + medium
+        let stream = head + large + small
+        let want = ["ready", "message 64 1", "message 300 2", "message 70000 3", "message 64 1"]
+        // Every split through the small frames and the large one's header, then a sample of it.
+        var splits = Array(0...(head.count + 12))
+        splits += Array(stride(from: head.count + 12, to: stream.count, by: 997)) + Array((stream.count - 80)...stream.count)
+        for split in splits {
+            let parsed = events(stream, split: split)
+            #expect(parsed.events == want, "split at \(split)")
+            #expect(parsed.left == 0, "split at \(split)")
+            // The relay's Ping is answered with one masked ClientWire Pong.
+            #expect(try decodedByTheRelay(parsed.replies) == [ClientWire.pong.encodedFrame().dropFirst(4).map { $0 }], "split at \(split)")
+        }
+    }
+
+    @Test func controlFramesFromTheRelay() throws {
+        // A WebSocket Ping gets a masked Pong with its payload; a Close fails the run, saying why.
+        let ping = WebSocketFrame.serverFrame(opcode: .ping, payload: [7, 8, 9])
+        let parsed = events(ping, split: 1)
+        #expect(parsed.events.isEmpty && parsed.left == 0)
+        #expect(parsed.replies.count == 2 + 4 + 3 && parsed.replies[0] == 0x8A && parsed.replies[1] == 0x83)
+        var unmasked = Array(parsed.replies[6...])
+        unmasked.withUnsafeMutableBytes { WebSocketFrame.unmask($0, key: key) }
+        #expect(unmasked == [7, 8, 9])
+        let close = WebSocketFrame.serverFrame(opcode: .close, payload: WebSocketFrame.closePayload(code: 1008, reason: "too many frames"))
+        #expect(events(close, split: 0).events == ["failure the relay closed the WebSocket (code 1008: too many frames)"])
+        let text = WebSocketFrame.serverFrame(opcode: .text, payload: Array("hi".utf8))
+        #expect(events(text, split: 2).events.first?.hasPrefix("failure unexpected WebSocket frame") == true)
+    }
+
+    @Test func handshakeRequestAndAnswerChecks() throws {
+        // RFC 6455 §1.3's sample nonce and accept key.
+        let upgrade = WebSocketUpgrade(nonce: Array("the sample nonce".utf8))
+        #expect(upgrade.key == "dGhlIHNhbXBsZSBub25jZQ==")
+        #expect(upgrade.expectedAccept == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        // The relay's own handshake code accepts the request; its answer passes every check,
+        // split anywhere, with frames right behind it.
+        let request = upgrade.request(host: "127.0.0.1:7780")
+        let head = try #require(request.withUnsafeBytes { HTTPRequestHead($0) })
+        guard case .upgrade(let response, let subprotocol, _) = WebSocketHandshake.decide(head, configuration: WebSocketConfiguration(bindAddress: "127.0.0.1:0")) else {
+            Issue.record("the relay refused the generator's request")
+            return
+        }
+        #expect(subprotocol == "ghost-sync.v1")
+        let withFrame = response + WebSocketFrame.serverFrame(opcode: .binary, payload: [0, 0, 0, 0])
+        for end in 0..<response.count {
+            #expect(withFrame.prefix(end).withUnsafeBytes { upgrade.check($0) } == .incomplete)
+        }
+        #expect(withFrame.withUnsafeBytes { upgrade.check($0) } == .upgraded(headBytes: response.count))
+        func check(_ text: String) -> WebSocketUpgrade.Outcome { Array(text.utf8).withUnsafeBytes { upgrade.check($0) } }
+        let good = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: ghost-sync.v1\r\n"
+        #expect(check(good + "\r\n") == .upgraded(headBytes: good.utf8.count + 2))
+        func failure(_ text: String) -> String? { if case .failed(let reason) = check(text) { reason } else { nil } }
+        #expect(failure(good.replacingOccurrences(of: "xOo=", with: "xOx=") + "\r\n")?.contains("wrong Sec-WebSocket-Accept") == true)
+        #expect(failure(good.replacingOccurrences(of: "Sec-WebSocket-Protocol: ghost-sync.v1\r\n", with: "") + "\r\n")?.contains("subprotocol (none)") == true)
+        #expect(failure(good + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")?.contains("permessage-deflate") == true)
+        #expect(failure(good.replacingOccurrences(of: "Upgrade: websocket\r\n", with: "") + "\r\n")?.contains("Upgrade: websocket") == true)
+        #expect(failure("HTTP/1.1 403 Forbidden\r\nContent-Length: 30\r\n\r\norigin (none) is not allowed\n")
+            == "refused: HTTP/1.1 403 Forbidden (origin (none) is not allowed)")
+        #expect(failure(String(repeating: "x", count: WebSocketUpgrade.maxHeadBytes + 1))?.contains("no complete HTTP answer") == true)
     }
 }
 
