@@ -1,14 +1,14 @@
 # GhostSync — every routine act is a target; `make help` lists them.
 SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
-APT_PACKAGES := libnuma-dev nats-server
+APT_PACKAGES := libnuma-dev nats-server python3-venv
 
 .PHONY: help deps build release test test-tsan test-tsan-mailbox test-asan test-autobahn test-js test-browser test-cluster demo cluster-demo soak run run-example fuzz bench bench-check bench-baseline perf compare scale clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-deps: ## Install the Debian packages the build and tests need (libnuma-dev, nats-server) when missing
+deps: ## Install the Debian packages the build and tests need (libnuma-dev, nats-server, python3-venv) when missing
 	@for pkg in $(APT_PACKAGES); do \
 	  if ! dpkg -s $$pkg >/dev/null 2>&1; then \
 	    echo "installing $$pkg"; \

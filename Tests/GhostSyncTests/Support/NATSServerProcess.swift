@@ -52,8 +52,10 @@ final class NATSServerProcess {
     var clientURL: String { "nats://127.0.0.1:\(port)" }
 
     /// Starts a lone server: `-a 127.0.0.1 -p PORT -m MONITOR_PORT`, and with `jetStream`,
-    /// `-js -sd DIR/jetstream`. Waits until it is ready (at most `timeout`).
-    static func start(jetStream: Bool = false, extraArguments: [String] = [], timeout: Duration = .seconds(20)) throws -> NATSServerProcess {
+    /// `-js -sd DIR/jetstream`; with `configuration` (nats-server's config syntax, e.g.
+    /// `ping_interval: "250ms"` or `max_payload: 1024`) also `-c DIR/server.conf` holding it.
+    /// Waits until it is ready (at most `timeout`).
+    static func start(jetStream: Bool = false, configuration: String? = nil, extraArguments: [String] = [], timeout: Duration = .seconds(20)) throws -> NATSServerProcess {
         // A free port can be taken by someone else before the server binds it: try again.
         var lastError: Error?
         for _ in 0..<3 {
@@ -61,6 +63,10 @@ final class NATSServerProcess {
             let ports = try freePorts(2)
             var arguments = ["-a", "127.0.0.1", "-p", "\(ports[0])", "-m", "\(ports[1])", "-n", "test"]
             if jetStream { arguments += ["-js", "-sd", directory + "/jetstream"] }
+            if let configuration {
+                try write(configuration + "\n", to: directory + "/server.conf")
+                arguments += ["-c", directory + "/server.conf"]
+            }
             let server = NATSServerProcess(name: "test", port: ports[0], monitorPort: ports[1], clusterPort: nil, directory: directory, ownsDirectory: true, arguments: arguments + extraArguments)
             do {
                 try server.start(timeout: timeout)
@@ -375,6 +381,8 @@ final class ProcessLog: @unchecked Sendable {
 
     init(path: String) throws {
         var descriptors: [Int32] = [0, 0]
+        // pipe2 needs _GNU_SOURCE; close-on-exec right after instead (a child spawned by another
+        // thread in between could inherit the pipe, and only delays the end of this log).
         guard pipe(&descriptors) == 0 else { throw TimedOut(what: "pipe: errno \(errno)") }
         for descriptor in descriptors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
         readDescriptor = descriptors[0]
