@@ -36,6 +36,28 @@ func withCluster(
     for handle in handles { await handle.shutdown() }
 }
 
+extension NATSServerProcess {
+    /// Subscriptions the server holds (`/subsz`).
+    func subscriptionCount() -> Int {
+        guard let body = try? monitor("/subsz") else { return -1 }
+        let text = String(decoding: body, as: UTF8.self)
+        guard let key = text.range(of: "\"num_subscriptions\":") else { return -1 }
+        return Int(text[key.upperBound...].prefix { $0 == " " || $0.isNumber }.filter(\.isNumber)) ?? -1
+    }
+
+    /// Runs `body` (a join that makes a relay subscribe to a room) and waits until the server
+    /// holds one more subscription. Delivery between relays is at most once: a join on one relay
+    /// in the moment before another relay's new room subscription reaches the server is learnt
+    /// by sync, and two joins in the same millisecond are simultaneous (docs/cluster.md). The
+    /// tests that check exact events make the order unambiguous this way.
+    func afterNewSubscription<T>(_ body: () throws -> T) async throws -> T {
+        let before = subscriptionCount()
+        let result = try body()
+        try await eventually { subscriptionCount() > before }
+        return result
+    }
+}
+
 extension Relay {
     @Suite(.enabled(if: NATSServerProcess.isInstalled, "nats-server is not installed (make deps installs it)"))
     struct ClusterTests {
@@ -45,7 +67,7 @@ extension Relay {
             defer { nats.stop() }
             try await withCluster(["a", "b"], over: [nats.clientURL], workers: workers, rooms: ["lobby", "elsewhere"]) { relays in
                 let alice = try RawClient(port: relays[0].localAddress.port)
-                let aliceID = try alice.join("lobby")
+                let aliceID = try await nats.afterNewSubscription { try alice.join("lobby") }
                 let bob = try RawClient(port: relays[1].localAddress.port)
                 let bobID = try bob.join("lobby")
                 #expect(try alice.receive() == .playerJoined(clientID: bobID))
@@ -90,7 +112,8 @@ extension Relay {
 
         /// Starts relay `b` as a process in the cluster (so it can be killed and stopped), and
         /// relay `a` in this process; Alice on a and Bob on b in `lobby`.
-        private func twoRelaysWithAMemberEach(nats: String) async throws -> (a: ServerHandle, b: RelayProcess, alice: RawClient, bob: RawClient, bobID: UUID) {
+        private func twoRelaysWithAMemberEach(nats server: NATSServerProcess) async throws -> (a: ServerHandle, b: RelayProcess, alice: RawClient, bob: RawClient, bobID: UUID) {
+            let nats = server.clientURL
             var cluster = ClusterConfiguration(servers: [nats], nodeName: "a")
             cluster.heartbeatInterval = .milliseconds(100)
             let a = try await ShardedServer.builder().bind("127.0.0.1:0").workers(2).cluster(cluster).build().run()
@@ -98,7 +121,7 @@ extension Relay {
             let b = try RelayProcess(["--cluster", nats, "--node", "b", "--heartbeat-interval", "100ms"])
             try await eventually { a.clusterNodes.map(\.name) == ["b"] && a.clusterLinksUp == 2 }
             let alice = try RawClient(port: a.localAddress.port)
-            let aliceID = try alice.join("lobby")
+            let aliceID = try await server.afterNewSubscription { try alice.join("lobby") }
             let bob = try RawClient(port: b.relayPort)
             let bobID = try bob.join("lobby")
             #expect(try alice.receive() == .playerJoined(clientID: bobID))
@@ -109,7 +132,7 @@ extension Relay {
         @Test func aKilledRelaysMembersLeaveWithinTheDeadNodeTimeout() async throws {
             let nats = try NATSServerProcess.start()
             defer { nats.stop() }
-            let (a, b, alice, _, bobID) = try await twoRelaysWithAMemberEach(nats: nats.clientURL)
+            let (a, b, alice, _, bobID) = try await twoRelaysWithAMemberEach(nats: nats)
             let killed = ContinuousClock.now
             b.process.signal(SIGKILL)
             #expect(try alice.receive(timeout: .seconds(5)) == .playerLeft(clientID: bobID))
@@ -122,7 +145,7 @@ extension Relay {
         @Test func aStoppedRelayIsDeadThenBackWithItsMembers() async throws {
             let nats = try NATSServerProcess.start()
             defer { nats.stop() }
-            let (a, b, alice, bob, bobID) = try await twoRelaysWithAMemberEach(nats: nats.clientURL)
+            let (a, b, alice, bob, bobID) = try await twoRelaysWithAMemberEach(nats: nats)
             b.process.signal(SIGSTOP)
             #expect(try alice.receive(timeout: .seconds(5)) == .playerLeft(clientID: bobID))
             b.process.signal(SIGCONT)
@@ -141,7 +164,7 @@ extension Relay {
             defer { nats.stop() }
             try await withCluster(["a", "b"], over: [nats.clientURL], rooms: ["lobby"]) { relays in
                 let alice = try RawClient(port: relays[0].localAddress.port)
-                let aliceID = try alice.join("lobby")
+                let aliceID = try await nats.afterNewSubscription { try alice.join("lobby") }
                 let bob = try RawClient(port: relays[1].localAddress.port)
                 let bobID = try bob.join("lobby")
                 #expect(try alice.receive() == .playerJoined(clientID: bobID))
@@ -167,7 +190,7 @@ extension Relay {
             // Each relay knows one server only; it learns the others from INFO (connect_urls).
             try await withCluster(["a", "b"], over: [servers.servers[0].clientURL], rooms: ["lobby"]) { relays in
                 let alice = try RawClient(port: relays[0].localAddress.port)
-                let aliceID = try alice.join("lobby")
+                let aliceID = try await servers.servers[0].afterNewSubscription { try alice.join("lobby") }
                 let bob = try RawClient(port: relays[1].localAddress.port)
                 let bobID = try bob.join("lobby")
                 #expect(try alice.receive() == .playerJoined(clientID: bobID))

@@ -20,6 +20,9 @@ final class ClusterRoom {
     /// first member joined: no PlayerJoined, as on one relay), and with events after a reconnect
     /// (what changed during the gap).
     var announcesSyncChanges = false
+    /// Members dropped because their relay was taken for dead: if they turn out to be alive
+    /// (a stopped relay resumes), every member here is told again, whenever it joined.
+    var departedWithTheirRelay: Set<UUID> = []
 
     init(roomID: String, subjects: ClusterSubjects) {
         self.subjectString = subjects.room(roomID)

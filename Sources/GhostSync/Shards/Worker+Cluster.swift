@@ -208,6 +208,7 @@ extension Worker {
         }
         state.subscription = nil
         state.remoteMembers.removeAll()
+        state.departedWithTheirRelay.removeAll()
         state.announcesSyncChanges = false
         room.record.setRemoteMembers([])
     }
@@ -236,7 +237,10 @@ extension Worker {
         ClusterEnvelope.writeHeader(operation, node: node, into: &body)
         ClusterEnvelope.writeRoomID(room.id, into: &body)
         ClusterEnvelope.writeCount(room.memberCount, into: &body)
-        room.forEachMember { ClusterEnvelope.writeClientID($0.id, into: &body) }
+        room.forEachMemberWithJoinTime { member, joinedAt in
+            ClusterEnvelope.writeClientID(member.id, into: &body)
+            ClusterEnvelope.writeAge(now - joinedAt, into: &body)
+        }
         return body
     }
 
@@ -327,7 +331,7 @@ extension Worker {
             return
         }
         if message.sid == inboxSubscription {
-            if envelope.operation == .syncReply { mergeMemberList(from: envelope.node, body, announcing: nil) }
+            if envelope.operation == .syncReply { mergeMemberList(from: envelope.node, body, announcingDepartures: nil) }
             return
         }
         guard let room = roomsBySubscription[message.sid], let state = room.cluster else { return }
@@ -348,7 +352,7 @@ extension Worker {
             }
         case .syncRequest:
             // The requester's own members: news for the members here if they changed.
-            mergeMemberList(from: envelope.node, body, announcing: true)
+            mergeMemberList(from: envelope.node, body, announcingDepartures: true)
             guard let replyTo = message.replyTo, !room.isEmpty else { return }
             publish(memberList(.syncReply, of: room, node: cluster.node), to: Array(replyTo.utf8))
         case .syncReply, .heartbeat, .leaving:
@@ -375,28 +379,49 @@ extension Worker {
         fanOut(frame, in: room)
     }
 
-    /// Replaces what this worker knows of `node`'s members of the room named in `body`; with
-    /// PlayerJoined/PlayerLeft for the differences when `announcing` (nil: as the room's state
-    /// says, see `ClusterRoom.announcesSyncChanges`).
-    private func mergeMemberList(from node: ClusterNodeID, _ body: UnsafeRawBufferPointer, announcing: Bool?) {
+    /// Replaces what this worker knows of `node`'s members of the room named in `body`. A member
+    /// new to this worker is announced (PlayerJoined) to the members here that joined before
+    /// it, as on one relay, so it does not matter whether a join arrived as its own message or
+    /// only in a sync. Members missing from the list are announced as gone (PlayerLeft) when
+    /// `announcingDepartures` (nil: as the room's state says, `ClusterRoom.announcesSyncChanges`).
+    private func mergeMemberList(from node: ClusterNodeID, _ body: UnsafeRawBufferPointer, announcingDepartures: Bool?) {
         guard let (roomID, offset) = ClusterEnvelope.roomID(in: body), let room = rooms[roomID],
               let state = room.cluster, state.subscription != nil,
-              let count = ClusterEnvelope.count(in: body, at: offset), body.count >= offset + 4 + count * 16
+              let count = ClusterEnvelope.count(in: body, at: offset),
+              body.count >= offset + 4 + count * ClusterEnvelope.memberEntrySize
         else { return }
         var members = Set<UUID>()
-        for index in 0..<count {
-            if let id = ClusterEnvelope.clientID(in: body, at: offset + 4 + index * 16) { members.insert(id) }
-        }
+        var arrivals: [(UUID, Int64)] = []
         let previous = state.remoteMembers[node] ?? []
+        for index in 0..<count {
+            let entry = offset + 4 + index * ClusterEnvelope.memberEntrySize
+            guard let id = ClusterEnvelope.clientID(in: body, at: entry), let age = ClusterEnvelope.age(in: body, at: entry + 16) else { continue }
+            members.insert(id)
+            if !previous.contains(id) { arrivals.append((id, now - age)) }
+        }
         state.remoteMembers[node] = members
         publishRemoteMembers(of: room)
-        guard announcing ?? state.announcesSyncChanges else { return }
-        for id in members.subtracting(previous) {
-            fanOut(SharedFrame.encoding(.playerJoined(clientID: id), pool: framePool), in: room)
+        for (id, joinedAt) in arrivals {
+            let reappeared = state.departedWithTheirRelay.remove(id) != nil
+            announceJoin(of: id, in: room, joinedAt: reappeared ? .max : joinedAt)
         }
+        guard announcingDepartures ?? state.announcesSyncChanges else { return }
         for id in previous.subtracting(members) {
             fanOut(SharedFrame.encoding(.playerLeft(clientID: id), pool: framePool), in: room)
         }
+    }
+
+    /// PlayerJoined for `id` to the members here that joined before `joinedAt`. Join times are
+    /// milliseconds (read once per loop iteration, carried as ages), so joins on two relays
+    /// within the same millisecond count as simultaneous, and simultaneous members are not told
+    /// of each other, as a member is not told of one already there. This decides only for
+    /// joins learnt from a sync; a join announced as it happens is told to every member here.
+    private func announceJoin(of id: UUID, in room: LocalRoom, joinedAt: Int64) {
+        let frame = SharedFrame.encoding(.playerJoined(clientID: id), pool: framePool)
+        room.forEachMemberWithJoinTime { member, memberJoinedAt in
+            if memberJoinedAt < joinedAt { enqueue(frame, to: member) }
+        }
+        frame.release()
     }
 
     private func publishRemoteMembers(of room: LocalRoom) {
@@ -453,6 +478,7 @@ extension Worker {
         }
         for room in rooms.values {
             guard let state = room.cluster, let members = state.remoteMembers.removeValue(forKey: node) else { continue }
+            state.departedWithTheirRelay.formUnion(members)
             publishRemoteMembers(of: room)
             for id in members {
                 fanOut(SharedFrame.encoding(.playerLeft(clientID: id), pool: framePool), in: room)

@@ -144,7 +144,7 @@ extension Worker {
             callingHook { handler.onJoinFailed(clientID: connection.id, roomID: roomID, reason: .roomFull) }
             return
         }
-        room.add(connection)
+        room.add(connection, at: now)
         connection.room = room
         if room.memberCount == 1 { clusterRoomGainedFirstMember(room) }
         statistics[.joins] += 1
