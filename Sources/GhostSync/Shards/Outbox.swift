@@ -138,25 +138,19 @@ package struct Outbox: ~Copyable {
     /// Records that `written` bytes went out, releasing the frames that are now fully sent.
     @inline(__always)
     package mutating func consume(_ written: Int) {
-        var remaining = written
-        while remaining > 0 {
-            let frame = frame(at: 0)
-            let left = frame.count - headOffset
-            if remaining < left {
-                headOffset += remaining
-                return
-            }
-            remaining -= left
-            popHead()
-        }
-        shrinkIfDrained()
+        consume(written) { $0.count }
     }
 
     /// `consume` for bytes gathered by `gatherWebSocket`.
     package mutating func consumeWebSocket(_ written: Int) {
+        consume(written, wireSize: Self.webSocketWireSize(of:))
+    }
+
+    @inline(__always)
+    private mutating func consume(_ written: Int, wireSize: (SharedFrame) -> Int) {
         var remaining = written
         while remaining > 0 {
-            let left = Self.webSocketWireSize(of: frame(at: 0)) - headOffset
+            let left = wireSize(frame(at: 0)) - headOffset
             if remaining < left {
                 headOffset += remaining
                 return

@@ -31,13 +31,20 @@ extension Worker {
         }
     }
 
-    func admit(fd: Int32, address: SocketAddress) {
+    /// Counts the connection against `maxClients` and `maxConnectionsPerIP`; a refused one is
+    /// closed here.
+    private func withinLimits(fd: Int32, address: SocketAddress) -> Bool {
         let count = core.connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
         guard count <= core.configuration.maxClients, core.admitIP(address) else {
             abandonAdmission(fd: fd, address: address, releasingIP: false)
             statistics[.connectionsRefused] += 1
-            return
+            return false
         }
+        return true
+    }
+
+    func admit(fd: Int32, address: SocketAddress) {
+        guard withinLimits(fd: fd, address: address) else { return }
         let connection = Connection(
             fd: fd, id: UUID(), address: address, maxPayload: maxPayload, now: now, pingInterval: pingInterval)
         guard callingHook({ handler.onConnect(ConnectingClient(record: connection.record)) }) else {
@@ -61,12 +68,7 @@ extension Worker {
     /// handshakes cannot exceed them), but becomes a client, with `onConnect` and a place in the
     /// directory, only once its upgrade request passes (`receiveRequestHead`).
     func admitWebSocket(fd: Int32, address: SocketAddress) {
-        let count = core.connectionCount.wrappingAdd(1, ordering: .relaxed).newValue
-        guard count <= core.configuration.maxClients, core.admitIP(address) else {
-            abandonAdmission(fd: fd, address: address, releasingIP: false)
-            statistics[.connectionsRefused] += 1
-            return
-        }
+        guard withinLimits(fd: fd, address: address) else { return }
         let connection = Connection(
             fd: fd, id: UUID(), address: address, maxPayload: maxPayload, now: now, pingInterval: pingInterval)
         connection.webSocket = WebSocketSession(

@@ -67,15 +67,15 @@ extension Worker {
         flushList.removeAll(keepingCapacity: true)
     }
 
-    /// As many bytes as the socket takes, IOV_MAX frames per writev. Leftovers wait for EPOLLOUT.
+    /// As many bytes as the socket takes, IOV_MAX frames per writev, in the connection's wire
+    /// format (`Outbox.gatherWebSocket` for a WebSocket client). Leftovers wait for EPOLLOUT.
     func flush(_ connection: Connection) {
         assertOwner(of: connection)
-        if let session = connection.webSocket {
-            flushWebSocket(connection, session: session)
-            return
-        }
+        let isWebSocket = connection.isWebSocket
         while !connection.outbox.isEmpty {
-            let gathered = connection.outbox.gather(into: vectors, limit: Int(gs_IOV_MAX))
+            let gathered = isWebSocket
+                ? connection.outbox.gatherWebSocket(into: vectors, headers: webSocketHeaders, limit: Int(gs_IOV_MAX))
+                : connection.outbox.gather(into: vectors, limit: Int(gs_IOV_MAX))
             let result: Syscall.IOResult
             do {
                 result = try Syscall.writev(connection.fd, vectors, count: gathered.vectors)
@@ -86,8 +86,13 @@ extension Worker {
             statistics[.writeCalls] += 1
             guard case .transferred(let written) = result else { break }
             statistics[.bytesWritten] += written
-            connection.outbox.consume(written)
+            if isWebSocket { connection.outbox.consumeWebSocket(written) } else { connection.outbox.consume(written) }
             if written < gathered.bytes { break }  // socket buffer full
+        }
+        // A WebSocket port's answer to a plain request: the connection ends once it is out.
+        if isWebSocket, connection.outbox.isEmpty, connection.webSocket?.phase == .responding {
+            close(connection, reason: .connectionClosed)
+            return
         }
         afterFlush(connection)
     }

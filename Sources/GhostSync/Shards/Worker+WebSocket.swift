@@ -161,31 +161,6 @@ extension Worker {
         queueFlush(connection)
     }
 
-    /// `flush` for a WebSocket connection: the same writev loop over the outbox's WebSocket
-    /// wire form; a connection answering a plain request closes once the answer is out.
-    func flushWebSocket(_ connection: Connection, session: WebSocketSession) {
-        while !connection.outbox.isEmpty {
-            let gathered = connection.outbox.gatherWebSocket(into: vectors, headers: webSocketHeaders, limit: Int(gs_IOV_MAX))
-            let result: Syscall.IOResult
-            do {
-                result = try Syscall.writev(connection.fd, vectors, count: gathered.vectors)
-            } catch {
-                close(connection, reason: .connectionReset)
-                return
-            }
-            statistics[.writeCalls] += 1
-            guard case .transferred(let written) = result else { break }
-            statistics[.bytesWritten] += written
-            connection.outbox.consumeWebSocket(written)
-            if written < gathered.bytes { break }
-        }
-        if connection.outbox.isEmpty && session.phase == .responding {
-            close(connection, reason: .connectionClosed)
-            return
-        }
-        afterFlush(connection)
-    }
-
     /// Last words on a WebSocket connection that is closing: what is queued, if the socket
     /// takes it at once, then the Close frame (only behind whole frames). Best effort, never
     /// waits: a client that does not read gets no Close.
