@@ -94,6 +94,14 @@ package struct LoggingHandler: ServerHandler {
         logger.critical("worker failed: its shard refuses joins until the relay is restarted; /healthz now answers 503", metadata: ["worker": "\(worker)", "reason": "\(reason)"])
     }
 
+    package func onClusterLinkChanged(worker: Int, isUp: Bool, reason: String?) {
+        if isUp {
+            logger.notice("cluster: NATS connection up", metadata: ["worker": "\(worker)"])
+        } else {
+            logger.warning("cluster: NATS connection lost; reconnecting, cross-relay messages are dropped until then", metadata: ["worker": "\(worker)", "reason": "\(reason ?? "")"])
+        }
+    }
+
     package func onDisconnect(clientID: UUID, address: SocketAddress, reason: DisconnectReason) {
         // Drops this worker counted since its last line are reported now rather than held
         // until its next drop.

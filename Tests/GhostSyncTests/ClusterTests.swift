@@ -13,6 +13,7 @@ import Foundation
 /// the others; runs `body`; shuts them down whatever happens.
 func withCluster(
     _ names: [String], over servers: [String], workers: Int = 2, rooms: [String] = ["lobby"],
+    handler: RecordingHandler? = nil,
     _ body: ([ServerHandle]) async throws -> Void
 ) async throws {
     var handles: [ServerHandle] = []
@@ -20,8 +21,9 @@ func withCluster(
         for name in names {
             var cluster = ClusterConfiguration(servers: servers, nodeName: name)
             cluster.heartbeatInterval = .milliseconds(100)
-            let handle = try await ShardedServer.builder().bind("127.0.0.1:0").workers(workers).cluster(cluster)
-                .webSocket(bind: "127.0.0.1:0").build().run()
+            var builder = ShardedServer.builder().bind("127.0.0.1:0").workers(workers).cluster(cluster).webSocket(bind: "127.0.0.1:0")
+            if let handler, name == names.first { builder = builder.handler(handler) }
+            let handle = try await builder.build().run()
             handles.append(handle)
             for room in rooms { try handle.createRoom(room) }
         }
@@ -162,7 +164,8 @@ extension Relay {
         @Test func relaysSurviveARestartOfTheirNATSServer() async throws {
             let nats = try NATSServerProcess.start()
             defer { nats.stop() }
-            try await withCluster(["a", "b"], over: [nats.clientURL], rooms: ["lobby"]) { relays in
+            let handler = RecordingHandler()
+            try await withCluster(["a", "b"], over: [nats.clientURL], rooms: ["lobby"], handler: handler) { relays in
                 let alice = try RawClient(port: relays[0].localAddress.port)
                 let aliceID = try await nats.afterNewSubscription { try alice.join("lobby") }
                 let bob = try RawClient(port: relays[1].localAddress.port)
@@ -170,6 +173,9 @@ extension Relay {
                 #expect(try alice.receive() == .playerJoined(clientID: bobID))
                 nats.stop()
                 try await eventually { relays.allSatisfy { $0.clusterLinksUp == 0 } }
+                // Relay a's hook heard each worker's link go down (the relay logs it).
+                #expect(await handler.log.first { $0 == .clusterLink(worker: 0, isUp: false) } != nil)
+                #expect(await handler.log.first { $0 == .clusterLink(worker: 1, isUp: false) } != nil)
                 // Carol joins on b while the relays cannot talk: a hears of her after the re-sync.
                 let carol = try RawClient(port: relays[1].localAddress.port)
                 let carolID = try carol.join("lobby")

@@ -52,6 +52,9 @@ public protocol ServerHandler: Sendable {
     /// A worker's event loop failed and its shard is out of service (see `WorkerFailure`).
     /// Runs on that worker's thread, after its connections were closed.
     func onWorkerFailed(_ worker: Int, reason: String)
+    /// In a cluster: a worker's NATS connection came up (`reason` nil) or went down (with why).
+    /// Runs on that worker's thread. Members stay connected either way (docs/cluster.md).
+    func onClusterLinkChanged(worker: Int, isUp: Bool, reason: String?)
 }
 
 extension ServerHandler {
@@ -69,6 +72,7 @@ extension ServerHandler {
     public func onDisconnect(clientID: UUID, address: SocketAddress, reason: DisconnectReason) {}
     public func onShutdown() {}
     public func onWorkerFailed(_ worker: Int, reason: String) {}
+    public func onClusterLinkChanged(worker: Int, isUp: Bool, reason: String?) {}
 }
 
 /// The handler used when none is set: accepts everything, does nothing.

@@ -125,7 +125,10 @@ extension Worker {
     func lostClusterLink(_ why: String) {
         guard let cluster else { return }
         if cluster.fd >= 0 { epoll.remove(cluster.fd) }
-        if cluster.isConnected { statistics[.clusterDisconnects] += 1 }
+        if cluster.isConnected {
+            statistics[.clusterDisconnects] += 1
+            callingHook { handler.onClusterLinkChanged(worker: index, isUp: false, reason: why) }
+        }
         cluster.disconnect(now: now)
         clusterLastError = why
         for room in rooms.values {
@@ -152,6 +155,7 @@ extension Worker {
             if cluster.state == .handshaking {
                 cluster.becameReady()
                 statistics[.clusterConnects] += 1
+                callingHook { handler.onClusterLinkChanged(worker: index, isUp: true, reason: nil) }
                 // The peers get a full timeout from now to be heard again.
                 for name in peers.keys { peers[name]?.lastHeard = now }
                 resubscribeEverything()

@@ -21,6 +21,7 @@ enum HookEvent: Equatable, Sendable {
     case workerFailed(Int, String)
     case joined(UUID, String)
     case joinFailed(UUID, String, JoinFailure)
+    case clusterLink(worker: Int, isUp: Bool)
 }
 
 /// A handler that logs every hook and applies simple, configurable policy.
@@ -58,4 +59,5 @@ struct RecordingHandler: ServerHandler {
     func onJoined(clientID: UUID, roomID: String) { log.append(.joined(clientID, roomID)) }
     func onJoinFailed(clientID: UUID, roomID: String, reason: JoinFailure) { log.append(.joinFailed(clientID, roomID, reason)) }
     func onWorkerFailed(_ worker: Int, reason: String) { log.append(.workerFailed(worker, reason)) }
+    func onClusterLinkChanged(worker: Int, isUp: Bool, reason: String?) { log.append(.clusterLink(worker: worker, isUp: isUp)) }
 }
