@@ -15,7 +15,7 @@ import Foundation
 /// | --- | --- |
 /// | broadcast | a ServerWire `broadcast` payload (tag, sender ID, data), relayed as it is |
 /// | joined, left | the member's client ID (16 bytes) |
-/// | syncRequest | room ID length (UInt16), room ID, count (UInt32), then per member of the sender: client ID and how long ago it joined (UInt32 milliseconds); sent with a reply subject |
+/// | syncRequest | room ID length (UInt16), room ID, flags (UInt8: 1 = the sender may have missed announcements, announce the differences), count (UInt32), the sender's members' client IDs; sent with a reply subject |
 /// | syncReply | the same, for the replier's members |
 /// | heartbeat | member count (UInt32) across the node |
 /// | leaving | none: the node is shutting down; its members leave everywhere |
@@ -91,19 +91,6 @@ package struct ClusterEnvelope: Equatable, Sendable {
         }
         return (roomID, 2 + count)
     }
-
-    package static func writeAge(_ milliseconds: Int64, into bytes: inout [UInt8]) {
-        let clamped = UInt32(clamping: max(0, milliseconds))
-        withUnsafeBytes(of: clamped.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    package static func age(in body: UnsafeRawBufferPointer, at offset: Int) -> Int64? {
-        guard body.count >= offset + 4 else { return nil }
-        return Int64(UInt32(littleEndian: body.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-    }
-
-    /// Bytes per member in a sync request or reply: client ID and age.
-    package static let memberEntrySize = 20
 
     package static func writeCount(_ count: Int, into bytes: inout [UInt8]) {
         withUnsafeBytes(of: UInt32(count).littleEndian) { bytes.append(contentsOf: $0) }

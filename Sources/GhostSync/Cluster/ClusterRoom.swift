@@ -16,13 +16,12 @@ final class ClusterRoom {
     var subscription: UInt64?
     /// Members on other relays, by node. A node's entry is replaced by its sync reply.
     var remoteMembers: [ClusterNodeID: Set<UUID>] = [:]
-    /// Sync replies merge silently the first time (members that were there before this relay's
-    /// first member joined: no PlayerJoined, as on one relay), and with events after a reconnect
-    /// (what changed during the gap).
+    /// Whether this relay may have missed announcements for the room: after its NATS link was
+    /// lost, or after it took another relay for dead. Member lists then merge with events for
+    /// the differences; otherwise silently (members that were there before this relay's first
+    /// member joined: no PlayerJoined, as on one relay). Sent along in sync lists, since either
+    /// side's gap means differences to announce.
     var announcesSyncChanges = false
-    /// Members dropped because their relay was taken for dead: if they turn out to be alive
-    /// (a stopped relay resumes), every member here is told again, whenever it joined.
-    var departedWithTheirRelay: Set<UUID> = []
 
     init(roomID: String, subjects: ClusterSubjects) {
         self.subjectString = subjects.room(roomID)

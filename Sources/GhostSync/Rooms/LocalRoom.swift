@@ -13,9 +13,6 @@ final class LocalRoom {
     let record: RoomRecord
     /// Members in no particular order (removal swaps the last member in).
     @exclusivity(unchecked) private var members: UnsafeMutablePointer<Unmanaged<Connection>>?
-    /// When each member joined (monotonic milliseconds), index for index with `members`: in a
-    /// cluster, who joined before whom decides who is told of whom (docs/cluster.md).
-    private var joinTimes: UnsafeMutablePointer<Int64>?
     @exclusivity(unchecked) private(set) var memberCount = 0
     /// Members that are WebSocket clients: while there are any, a fan-out also makes the
     /// frame in WebSocket framing, once (`Worker.fanOut`).
@@ -32,18 +29,16 @@ final class LocalRoom {
 
     deinit {
         members?.deallocate()
-        joinTimes?.deallocate()
     }
 
     var id: String { record.id }
     var generation: UInt64 { record.generation }
     var isEmpty: Bool { memberCount == 0 }
 
-    func add(_ connection: Connection, at time: Int64) {
+    func add(_ connection: Connection) {
         if memberCount == capacity { grow() }
         connection.memberIndex = Int32(memberCount)
         (members! + memberCount).initialize(to: .passUnretained(connection))
-        joinTimes![memberCount] = time
         memberCount += 1
         if connection.isWebSocket { webSocketMemberCount += 1 }
     }
@@ -56,7 +51,6 @@ final class LocalRoom {
         if index < memberCount {
             let last = members![memberCount]
             members![index] = last
-            joinTimes![index] = joinTimes![memberCount]
             last._withUnsafeGuaranteedRef { $0.memberIndex = Int32(index) }
         }
         connection.memberIndex = -1
@@ -72,26 +66,14 @@ final class LocalRoom {
         }
     }
 
-    /// Calls `body` with every member and when it joined.
-    func forEachMemberWithJoinTime(_ body: (Connection, Int64) -> Void) {
-        guard let members, let joinTimes else { return }
-        for index in 0..<memberCount {
-            members[index]._withUnsafeGuaranteedRef { body($0, joinTimes[index]) }
-        }
-    }
-
     private func grow() {
         let newCapacity = max(4, capacity * 2)
         let grown = UnsafeMutablePointer<Unmanaged<Connection>>.allocate(capacity: newCapacity)
-        let grownTimes = UnsafeMutablePointer<Int64>.allocate(capacity: newCapacity)
-        if let members, let joinTimes {
+        if let members {
             grown.moveInitialize(from: members, count: memberCount)
-            grownTimes.moveInitialize(from: joinTimes, count: memberCount)
             members.deallocate()
-            joinTimes.deallocate()
         }
         members = grown
-        joinTimes = grownTimes
         capacity = newCapacity
     }
 }

@@ -188,6 +188,7 @@ extension Worker {
         }
         for room in rooms.values where !room.isEmpty {
             subscribe(room)
+            requestSync(of: room)
         }
         if index == 0 { publishHeartbeat(.heartbeat) }
         queueClusterFlush()
@@ -195,7 +196,9 @@ extension Worker {
 
     // MARK: Rooms
 
-    /// The room's first member here joined: subscribe and ask the others who is in it.
+    /// The room's first member here joined: subscribe (the caller announces the join, then
+    /// asks the others who is in the room: `requestSync`, in that order, so a relay that hears
+    /// both learns of the join as a join).
     func clusterRoomGainedFirstMember(_ room: LocalRoom) {
         guard cluster != nil else { return }
         if room.cluster == nil { room.cluster = ClusterRoom(roomID: room.id, subjects: clusterSubjects) }
@@ -212,7 +215,6 @@ extension Worker {
         }
         state.subscription = nil
         state.remoteMembers.removeAll()
-        state.departedWithTheirRelay.removeAll()
         state.announcesSyncChanges = false
         room.record.setRemoteMembers([])
     }
@@ -222,29 +224,33 @@ extension Worker {
         let subscription = cluster.makeSubscriptionID()
         state.subscription = subscription
         roomsBySubscription[subscription] = room
+        cluster.enqueueControl { try? NATSCommand.subscribe(subject: state.subjectString, sid: subscription, into: &$0) }
+        queueClusterFlush()
+    }
+
+    /// Asks the other relays with members in the room for their lists, sending this relay's.
+    func requestSync(of room: LocalRoom) {
+        guard let cluster, cluster.isConnected, let state = room.cluster, state.subscription != nil else { return }
         let inbox = Array(clusterInbox.utf8)
+        let body = memberList(.syncRequest, of: room, node: cluster.node)
         cluster.enqueueControl { bytes in
-            try? NATSCommand.subscribe(subject: state.subjectString, sid: subscription, into: &bytes)
-            let body = memberList(.syncRequest, of: room, node: cluster.node)
             body.withUnsafeBytes { try? NATSCommand.publish(subject: state.subject, replyTo: inbox, payload: $0, into: &bytes) }
         }
         statistics[.clusterMessagesOut] += 1
         queueClusterFlush()
     }
 
-    /// A sync request or reply: the room and this relay's members of it. Requests carry the
-    /// list too, so that whichever relay reconnects first learns what the other's members did
-    /// while they could not talk (its own request may have gone out before the other
-    /// subscribed again).
+    /// A sync request or reply: the room, whether this relay may have missed announcements for
+    /// it, and this relay's members of it. Requests carry the list too, so that whichever relay
+    /// subscribes or reconnects first learns what the other's members did while the other could
+    /// not hear it (its own request may have gone out before the other subscribed).
     private func memberList(_ operation: ClusterEnvelope.Operation, of room: LocalRoom, node: ClusterNodeID) -> [UInt8] {
         var body: [UInt8] = []
         ClusterEnvelope.writeHeader(operation, node: node, into: &body)
         ClusterEnvelope.writeRoomID(room.id, into: &body)
+        body.append(room.cluster?.announcesSyncChanges == true ? 1 : 0)
         ClusterEnvelope.writeCount(room.memberCount, into: &body)
-        room.forEachMemberWithJoinTime { member, joinedAt in
-            ClusterEnvelope.writeClientID(member.id, into: &body)
-            ClusterEnvelope.writeAge(now - joinedAt, into: &body)
-        }
+        room.forEachMember { ClusterEnvelope.writeClientID($0.id, into: &body) }
         return body
     }
 
@@ -335,7 +341,7 @@ extension Worker {
             return
         }
         if message.sid == inboxSubscription {
-            if envelope.operation == .syncReply { mergeMemberList(from: envelope.node, body, announcingDepartures: nil) }
+            if envelope.operation == .syncReply { mergeMemberList(from: envelope.node, body) }
             return
         }
         guard let room = roomsBySubscription[message.sid], let state = room.cluster else { return }
@@ -356,7 +362,7 @@ extension Worker {
             }
         case .syncRequest:
             // The requester's own members: news for the members here if they changed.
-            mergeMemberList(from: envelope.node, body, announcingDepartures: true)
+            mergeMemberList(from: envelope.node, body)
             guard let replyTo = message.replyTo, !room.isEmpty else { return }
             publish(memberList(.syncReply, of: room, node: cluster.node), to: Array(replyTo.utf8))
         case .syncReply, .heartbeat, .leaving:
@@ -383,49 +389,30 @@ extension Worker {
         fanOut(frame, in: room)
     }
 
-    /// Replaces what this worker knows of `node`'s members of the room named in `body`. A member
-    /// new to this worker is announced (PlayerJoined) to the members here that joined before
-    /// it, as on one relay, so it does not matter whether a join arrived as its own message or
-    /// only in a sync. Members missing from the list are announced as gone (PlayerLeft) when
-    /// `announcingDepartures` (nil: as the room's state says, `ClusterRoom.announcesSyncChanges`).
-    private func mergeMemberList(from node: ClusterNodeID, _ body: UnsafeRawBufferPointer, announcingDepartures: Bool?) {
+    /// Replaces what this worker knows of `node`'s members of the room named in `body`. The
+    /// differences are announced (PlayerJoined, PlayerLeft) when either side may have missed
+    /// announcements (`ClusterRoom.announcesSyncChanges`, here or in the list's flag); otherwise
+    /// the list is what was there before this relay's first member joined, learnt silently.
+    private func mergeMemberList(from node: ClusterNodeID, _ body: UnsafeRawBufferPointer) {
         guard let (roomID, offset) = ClusterEnvelope.roomID(in: body), let room = rooms[roomID],
-              let state = room.cluster, state.subscription != nil,
-              let count = ClusterEnvelope.count(in: body, at: offset),
-              body.count >= offset + 4 + count * ClusterEnvelope.memberEntrySize
+              let state = room.cluster, state.subscription != nil, body.count > offset,
+              let count = ClusterEnvelope.count(in: body, at: offset + 1), body.count >= offset + 5 + count * 16
         else { return }
+        let senderMayHaveMissed = body[offset] & 1 != 0
         var members = Set<UUID>()
-        var arrivals: [(UUID, Int64)] = []
-        let previous = state.remoteMembers[node] ?? []
         for index in 0..<count {
-            let entry = offset + 4 + index * ClusterEnvelope.memberEntrySize
-            guard let id = ClusterEnvelope.clientID(in: body, at: entry), let age = ClusterEnvelope.age(in: body, at: entry + 16) else { continue }
-            members.insert(id)
-            if !previous.contains(id) { arrivals.append((id, now - age)) }
+            if let id = ClusterEnvelope.clientID(in: body, at: offset + 5 + index * 16) { members.insert(id) }
         }
+        let previous = state.remoteMembers[node] ?? []
         state.remoteMembers[node] = members
         publishRemoteMembers(of: room)
-        for (id, joinedAt) in arrivals {
-            let reappeared = state.departedWithTheirRelay.remove(id) != nil
-            announceJoin(of: id, in: room, joinedAt: reappeared ? .max : joinedAt)
+        guard senderMayHaveMissed || state.announcesSyncChanges else { return }
+        for id in members.subtracting(previous) {
+            fanOut(SharedFrame.encoding(.playerJoined(clientID: id), pool: framePool), in: room)
         }
-        guard announcingDepartures ?? state.announcesSyncChanges else { return }
         for id in previous.subtracting(members) {
             fanOut(SharedFrame.encoding(.playerLeft(clientID: id), pool: framePool), in: room)
         }
-    }
-
-    /// PlayerJoined for `id` to the members here that joined before `joinedAt`. Join times are
-    /// milliseconds (read once per loop iteration, carried as ages), so joins on two relays
-    /// within the same millisecond count as simultaneous, and simultaneous members are not told
-    /// of each other, as a member is not told of one already there. This decides only for
-    /// joins learnt from a sync; a join announced as it happens is told to every member here.
-    private func announceJoin(of id: UUID, in room: LocalRoom, joinedAt: Int64) {
-        let frame = SharedFrame.encoding(.playerJoined(clientID: id), pool: framePool)
-        room.forEachMemberWithJoinTime { member, memberJoinedAt in
-            if memberJoinedAt < joinedAt { enqueue(frame, to: member) }
-        }
-        frame.release()
     }
 
     private func publishRemoteMembers(of room: LocalRoom) {
@@ -450,17 +437,11 @@ extension Worker {
 
     private func resyncSubscribedRooms() {
         guard let cluster, cluster.isConnected else { return }
-        let inbox = Array(clusterInbox.utf8)
         for room in rooms.values {
             guard let state = room.cluster, state.subscription != nil else { continue }
             state.announcesSyncChanges = true
-            let body = memberList(.syncRequest, of: room, node: cluster.node)
-            cluster.enqueueControl { bytes in
-                body.withUnsafeBytes { try? NATSCommand.publish(subject: state.subject, replyTo: inbox, payload: $0, into: &bytes) }
-            }
-            statistics[.clusterMessagesOut] += 1
+            requestSync(of: room)
         }
-        queueClusterFlush()
     }
 
     /// Relays not heard from for `missedHeartbeatsForDead` intervals are dead. Only while this
@@ -482,7 +463,7 @@ extension Worker {
         }
         for room in rooms.values {
             guard let state = room.cluster, let members = state.remoteMembers.removeValue(forKey: node) else { continue }
-            state.departedWithTheirRelay.formUnion(members)
+            state.announcesSyncChanges = true  // if it turns out to be alive, its members are announced again
             publishRemoteMembers(of: room)
             for id in members {
                 fanOut(SharedFrame.encoding(.playerLeft(clientID: id), pool: framePool), in: room)

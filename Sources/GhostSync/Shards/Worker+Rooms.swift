@@ -144,14 +144,17 @@ extension Worker {
             callingHook { handler.onJoinFailed(clientID: connection.id, roomID: roomID, reason: .roomFull) }
             return
         }
-        room.add(connection, at: now)
+        room.add(connection)
         connection.room = room
         if room.memberCount == 1 { clusterRoomGainedFirstMember(room) }
         statistics[.joins] += 1
         record.addMember(connection.record)
         connection.record.setRoomID(roomID)
         send(.joined(clientID: connection.id, roomID: roomID), to: connection)
-        if cluster != nil { clusterAnnounce(.joined, clientID: connection.id, in: room) }
+        if cluster != nil {
+            clusterAnnounce(.joined, clientID: connection.id, in: room)
+            if room.memberCount == 1 { requestSync(of: room) }
+        }
         if room.memberCount > 1 {
             fanOut(SharedFrame.encoding(.playerJoined(clientID: connection.id), pool: framePool), in: room, except: connection)
         }
