@@ -69,6 +69,11 @@ final class RawClient {
     }
 
     func sendRaw(_ bytes: [UInt8]) throws {
+        try Self.sendAll(bytes, to: fd)
+    }
+
+    /// Sends every byte on a blocking socket (retrying EINTR); the test clients share it.
+    static func sendAll(_ bytes: [UInt8], to fd: Int32) throws {
         var sent = 0
         while sent < bytes.count {
             let count = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }

@@ -77,15 +77,7 @@ final class WebSocketTestClient {
     }
 
     func sendRaw(_ bytes: [UInt8]) throws {
-        var sent = 0
-        while sent < bytes.count {
-            let count = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw RawClient.Failure.system("send", errno)
-            }
-            sent += count
-        }
+        try RawClient.sendAll(bytes, to: fd)
     }
 
     /// One masked frame.
