@@ -250,6 +250,9 @@ extension Relay {
         @Test func maxConnectionsPerIPCountsWebSocketsFromTheirAccept() async throws {
             try await withWebSocketServer(configure: { $0.maxConnectionsPerIP(1) }) { handle, tcpPort, wsPort in
                 let first = try WebSocketTestClient(port: wsPort)  // not even upgraded yet
+                // Accepted (and counted) before the next connection: the two listeners are on
+                // different workers, so without this wait either could be accepted first.
+                try await eventually { handle.clientCount == 1 }
                 let second = try RawClient(port: tcpPort)
                 second.expectClosedWithoutAFrame()
                 try first.sendRaw(Array(WebSocketTestClient.upgradeRequest().utf8))
