@@ -80,6 +80,18 @@ let benchmarks: @Sendable () -> Void = {
     // recipient's outbox, then drain the outboxes as a flush would. Steady state: no malloc.
     // The pool and outboxes are made once, outside the closure (which runs per iteration, and
     // whose allocations before `startMeasurement` package-benchmark still counts).
+    /// A Broadcast frame from the pool, as the relay path encodes it.
+    func broadcastFrame(pool: FramePool) -> SharedFrame {
+        let size = 4 + ServerWire.broadcastPayloadSize(dataCount: payload.count)
+        let frame = SharedFrame.allocate(count: size, pool: pool)
+        payload.withUnsafeBytes { data in
+            var writer = WireWriter(frame.buffer)
+            writer.writeFrameLength(size - 4)
+            ServerWire.writeBroadcastBody(senderID: sender, data: data, into: &writer)
+        }
+        return frame
+    }
+
     for recipients in [1, 10, 100] {
         let pool = FramePool()
         let outboxes = (0..<recipients).map { _ in OutboxBox() }
@@ -87,12 +99,7 @@ let benchmarks: @Sendable () -> Void = {
             let size = 4 + ServerWire.broadcastPayloadSize(dataCount: payload.count)
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
-                let frame = SharedFrame.allocate(count: size, pool: pool)
-                payload.withUnsafeBytes { data in
-                    var writer = WireWriter(frame.buffer)
-                    writer.writeFrameLength(size - 4)
-                    ServerWire.writeBroadcastBody(senderID: sender, data: data, into: &writer)
-                }
+                let frame = broadcastFrame(pool: pool)
                 for box in outboxes { box.outbox.append(frame) }
                 frame.release()
                 for box in outboxes { box.outbox.consume(size) }
@@ -110,21 +117,10 @@ let benchmarks: @Sendable () -> Void = {
         let vectors = UnsafeMutablePointer<iovec>.allocate(capacity: 16)
         let headers = UnsafeMutableRawPointer.allocate(byteCount: 16 * Outbox.headerStride, alignment: 16)
         Benchmark("Fanout.MixedTransports100", configuration: .init(scalingFactor: .kilo)) { benchmark in
-            let size = 4 + ServerWire.broadcastPayloadSize(dataCount: payload.count)
             benchmark.startMeasurement()
             for _ in benchmark.scaledIterations {
-                let frame = SharedFrame.allocate(count: size, pool: pool)
-                payload.withUnsafeBytes { data in
-                    var writer = WireWriter(frame.buffer)
-                    writer.writeFrameLength(size - 4)
-                    ServerWire.writeBroadcastBody(senderID: sender, data: data, into: &writer)
-                }
-                let payloadLength = size - 4
-                let headerSize = WebSocketFrame.serverHeaderSize(payloadLength: payloadLength)
-                let webSocketFrame = SharedFrame.allocate(count: headerSize + payloadLength, pool: pool)
-                webSocketFrame.isVerbatim = true
-                WebSocketFrame.writeServerHeader(opcode: .binary, payloadLength: payloadLength, to: webSocketFrame.bytes)
-                (webSocketFrame.bytes + headerSize).copyMemory(from: frame.bytes + 4, byteCount: payloadLength)
+                let frame = broadcastFrame(pool: pool)
+                let webSocketFrame = SharedFrame.webSocketFraming(of: frame, pool: pool)
                 for (index, box) in outboxes.enumerated() { box.outbox.append(index & 1 == 0 ? frame : webSocketFrame) }
                 frame.release()
                 webSocketFrame.release()

@@ -420,7 +420,6 @@ import Testing
     @Test func clusterSubjects() throws {
         let subjects = try ClusterSubjects()
         #expect(subjects.room("lobby") == "ghost.room.6c6f626279")
-        #expect(subjects.roomSync("lobby") == "ghost.room.6c6f626279.sync")
         #expect(subjects.allRooms == "ghost.room.*")
         #expect(subjects.roomID(fromRoomSubject: "ghost.room.6c6f626279") == "lobby")
         #expect(subjects.roomID(fromRoomSubject: "ghost.room.6c6f626279.sync") == nil)
@@ -433,9 +432,11 @@ import Testing
         #expect(throws: NATSProtocolError.self) { try subjects.nodeHeartbeat("n.1") }
         #expect(throws: NATSProtocolError.self) { try ClusterSubjects(prefix: "a..b") }
         #expect(throws: NATSProtocolError.self) { try ClusterSubjects(prefix: "a*") }
-        // The longest allowed room ID still fits the control line of an HMSG with a reply.
+        // The longest allowed room ID still fits the control line of a sync request: the room's
+        // subject and the longest inbox (a 64-byte node name in hex, a 64-bit incarnation).
         let room = String(repeating: "\u{10FFFF}", count: NATSSubject.maxRoomIDBytes / 4)
-        let line = "HMSG \(subjects.roomSync(room)) 18446744073709551615 _INBOX.ghost.some-node-name.1234567890 1234 1048576"
+        let inbox = try subjects.inbox(node: String(repeating: "ff", count: 64)) + ".ffffffffffffffff.1023"
+        let line = "HMSG \(subjects.room(room)) 18446744073709551615 \(inbox) 1234 1048576"
         #expect(line.utf8.count <= NATSParser.maxControlLine)
     }
 

@@ -3,10 +3,9 @@
 ///
 /// | subject | carries | who subscribes |
 /// | --- | --- | --- |
-/// | `<prefix>.room.<token>` | a room's traffic: broadcasts, joins, leaves of one node's members | every node with a local member of the room (SUB on the first, UNSUB after the last) |
-/// | `<prefix>.room.<token>.sync` | requests for a room's member list, answered by each node with members | the same nodes |
-/// | `<prefix>.node.<node>.hb` | a node's heartbeat | every node (`<prefix>.node.*.hb`) |
-/// | `_INBOX.<prefix>.<node>.<n>` | replies to one node's requests | that node (`_INBOX.<prefix>.<node>.>`) |
+/// | `<prefix>.room.<token>` | a room's traffic: broadcasts, joins, leaves and sync requests of one node's members | every node with a local member of the room (SUB on the first, UNSUB after the last) |
+/// | `<prefix>.node.<node>.hb` | a node's heartbeats and its shutdown notice | every node (`<prefix>.node.*.hb`) |
+/// | `_INBOX.<prefix>.<node>.<incarnation>.<worker>` | sync replies to one worker | that worker |
 ///
 /// `<token>` is `NATSSubject.token(forRoom:)`; the room registry's KV key is the same token
 /// (`KVBucketConfiguration`, bucket `<prefix>_rooms` by default).
@@ -24,10 +23,7 @@ package struct ClusterSubjects: Sendable, Equatable {
     /// `<prefix>.room.<token>`: the room's traffic.
     package func room(_ roomID: String) -> String { "\(prefix).room.\(NATSSubject.token(forRoom: roomID))" }
 
-    /// `<prefix>.room.<token>.sync`: member-list requests for the room.
-    package func roomSync(_ roomID: String) -> String { room(roomID) + ".sync" }
-
-    /// `<prefix>.room.*`: every room's traffic (for monitoring; `.sync` subjects do not match).
+    /// `<prefix>.room.*`: every room's traffic (for monitoring).
     package var allRooms: String { "\(prefix).room.*" }
 
     /// The room ID of a `room(_:)` subject; nil for any other subject.

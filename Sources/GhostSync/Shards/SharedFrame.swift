@@ -62,6 +62,18 @@ package struct SharedFrame {
         return frame
     }
 
+    /// A relay frame (TCP framing) as one verbatim binary WebSocket message: the header, then
+    /// the payload without the length prefix; the caller owns the new frame.
+    package static func webSocketFraming(of frame: SharedFrame, pool: FramePool) -> SharedFrame {
+        let payloadLength = frame.count - WireSize.framePrefix
+        let headerSize = WebSocketFrame.serverHeaderSize(payloadLength: payloadLength)
+        let framed = pool.frame(count: headerSize + payloadLength)
+        framed.isVerbatim = true
+        WebSocketFrame.writeServerHeader(opcode: .binary, payloadLength: payloadLength, to: framed.bytes)
+        (framed.bytes + headerSize).copyMemory(from: frame.bytes + WireSize.framePrefix, byteCount: payloadLength)
+        return framed
+    }
+
     package var bytes: UnsafeMutableRawPointer { UnsafeMutableRawPointer(header + 1) }
 
     package var isVerbatim: Bool {

@@ -94,12 +94,7 @@ extension Worker {
             close(connection, reason: .connectionClosed)
             return
         }
-        afterFlush(connection)
-    }
-
-    /// Registers for EPOLLOUT while output is left over, and publishes the queue length.
-    @inline(__always)
-    func afterFlush(_ connection: Connection) {
+        // EPOLLOUT only while output is left over.
         let wantsWritable = !connection.outbox.isEmpty
         if wantsWritable != connection.wantsWritable {
             connection.wantsWritable = wantsWritable

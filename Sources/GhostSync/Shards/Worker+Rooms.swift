@@ -55,22 +55,11 @@ extension Worker {
         if room.webSocketMemberCount == 0 {
             room.forEachMember(except: excluded) { enqueue(frame, to: $0) }
         } else {
-            let webSocketFrame = webSocketFraming(of: frame)
+            let webSocketFrame = SharedFrame.webSocketFraming(of: frame, pool: framePool)
             room.forEachMember(except: excluded) { enqueue($0.isWebSocket ? webSocketFrame : frame, to: $0) }
             webSocketFrame.release()
         }
         frame.release()
-    }
-
-    /// `frame` (TCP framing) as one verbatim binary WebSocket message, from the pool.
-    func webSocketFraming(of frame: SharedFrame) -> SharedFrame {
-        let payloadLength = frame.count - WireSize.framePrefix
-        let headerSize = WebSocketFrame.serverHeaderSize(payloadLength: payloadLength)
-        let framed = framePool.frame(count: headerSize + payloadLength)
-        framed.isVerbatim = true
-        WebSocketFrame.writeServerHeader(opcode: .binary, payloadLength: payloadLength, to: framed.bytes)
-        (framed.bytes + headerSize).copyMemory(from: frame.bytes + WireSize.framePrefix, byteCount: payloadLength)
-        return framed
     }
 
     /// A Broadcast frame (from the pool) from `senderID` carrying `data`; the caller owns it.

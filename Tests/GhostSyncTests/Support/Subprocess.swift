@@ -13,6 +13,24 @@ final class Subprocess {
     private var exitStatus: Int32?
 
     /// The directory of the test bundle, which is where SwiftPM puts the package's executables.
+    /// posix_spawn attributes under which the child starts with no signal blocked and default
+    /// dispositions: the thread that spawns it (a test-runner thread) blocks nearly every
+    /// signal, and a child inheriting that mask never sees SIGTERM (redis-server kept running
+    /// and `wait` timed out). The caller destroys them.
+    static func cleanSignalAttributes() -> posix_spawnattr_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        return attributes
+    }
+
     static var productsDirectory: String {
         let path = CommandLine.arguments[0]
         return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
@@ -43,20 +61,8 @@ final class Subprocess {
         posix_spawn_file_actions_addclose(&actions, errPipe[0])
         let argv = ([absolute == nil ? path : executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        // The child starts with no signal blocked and default dispositions: the thread that
-        // spawns it (a test-runner thread) blocks nearly every signal, and a child inheriting
-        // that mask never sees SIGTERM (redis-server kept running and `wait` timed out).
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        var attributes = Subprocess.cleanSignalAttributes()
         defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var environmentLines: [String] = []
         var entry = environ
         while let line = entry.pointee {
