@@ -73,7 +73,7 @@ test-browser: deps ## The demo page in headless Chromium through the relay, with
 
 test-cluster: deps ## The cluster suites: relays over a real nats-server (one, and a 3-server cluster), faults included
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --filter "ClusterTests|NATS"
+	$(SWIFT) test --skip-build --filter "Cluster|NATS|Registry"
 
 cluster-demo: deps ## Three nats-servers and two relays on loopback; prints how to join each (Ctrl-C stops all)
 	$(SWIFT) build -c release --product ghost-sync

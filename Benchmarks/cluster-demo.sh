@@ -24,6 +24,7 @@ http: 127.0.0.1:830$i
 ping_interval: "2s"
 ping_max: 2
 cluster { name: ghost-demo, listen: 127.0.0.1:630$i, routes: [ $routes ] }
+jetstream { store_dir: "$DIR/js$i" }
 CONF
   nats-server -c "$DIR/n$i.conf" > "$DIR/n$i.log" 2>&1 &
   PIDS+=($!)
@@ -40,11 +41,12 @@ done
 URLS=nats://127.0.0.1:4301,nats://127.0.0.1:4302,nats://127.0.0.1:4303
 for node in 1 2; do
   "$BIN" relay --bind 127.0.0.1:780$node --ws 127.0.0.1:779$node --control 127.0.0.1:888$node \
-    --metrics 127.0.0.1:977$node --cluster "$URLS" --node "relay-$node" > "$DIR/relay-$node.out" 2> "$DIR/relay-$node.log" &
+    --metrics 127.0.0.1:977$node --cluster "$URLS" --node "relay-$node" --registry-replicas 3 > "$DIR/relay-$node.out" 2> "$DIR/relay-$node.log" &
   PIDS+=($!)
 done
 for node in 1 2; do
-  for _ in $(seq 1 100); do grep -q "ghost-sync ready" "$DIR/relay-$node.out" 2>/dev/null && break; sleep 0.1; done
+  # The first start waits for JetStream to elect its leaders and for the registry bucket.
+  for _ in $(seq 1 300); do grep -q "ghost-sync ready" "$DIR/relay-$node.out" 2>/dev/null && break; sleep 0.1; done
   head -1 "$DIR/relay-$node.out"
 done
 cat <<TEXT
@@ -55,6 +57,7 @@ Cluster up: NATS servers n1..n3 on 127.0.0.1:4301-4303, relays relay-1 and relay
   terminal on relay-2:   $BIN join lobby --addr 127.0.0.1:7802
   browser on relay-1:    http://127.0.0.1:7791/        browser on relay-2: http://127.0.0.1:7792/
   live relays:           $BIN admin nodes --control 127.0.0.1:8881
+  rooms are cluster-wide: $BIN admin create arena --control 127.0.0.1:8881; $BIN admin rooms --control 127.0.0.1:8882
   cluster metrics:       curl -s http://127.0.0.1:9771/metrics | grep cluster
 
 Try killing a NATS server (kill PID of n1: pgrep -f n1.conf): the relays move to another.

@@ -61,6 +61,10 @@ struct RelayCommand: AsyncParsableCommand {
     var nodeName: String?
     @Option(help: "Cluster heartbeat interval; a relay silent for 3 of them is dead.")
     var heartbeatInterval = DurationArgument(argument: "1s")!
+    @Option(help: "Copies of the cluster's room registry across the NATS servers (1, or 3 on a 3-server JetStream cluster).")
+    var registryReplicas = 1
+    @Flag(name: .customLong("no-registry"), help: "Cluster without the room registry (NATS without JetStream): every relay has its own rooms.")
+    var noRegistry = false
     @Option(help: "Control protocol address (no authentication: keep it on loopback).")
     var control = "127.0.0.1:8888"
     @Flag(name: .customLong("no-control"), help: "Turn the control endpoint off.")
@@ -89,6 +93,7 @@ struct RelayCommand: AsyncParsableCommand {
         if let maxFramesPerSecond, maxFramesPerSecond < 1 { throw ValidationError("--max-frames-per-second must be at least 1") }
         if webSocket == nil && !webSocketOrigins.isEmpty { throw ValidationError("--ws-origin needs --ws") }
         if clusterServers == nil && nodeName != nil { throw ValidationError("--node needs --cluster") }
+        if clusterServers == nil && (noRegistry || registryReplicas != 1) { throw ValidationError("--registry-replicas and --no-registry need --cluster") }
         for (flag, address) in [("--bind", bind), ("--control", control), ("--metrics", metrics), ("--ws", webSocket ?? "127.0.0.1:0")] {
             do { _ = try SocketAddress(parsing: address) } catch { throw ValidationError("\(flag): \(error)") }
         }
@@ -130,6 +135,8 @@ struct RelayCommand: AsyncParsableCommand {
             let servers = clusterServers.split(separator: ",").map { String($0.filter { $0 != " " }) }.filter { !$0.isEmpty }
             var cluster = ClusterConfiguration(servers: servers, nodeName: nodeName ?? Self.defaultNodeName(bind: bind))
             cluster.heartbeatInterval = heartbeatInterval.duration
+            cluster.registryReplicas = registryReplicas
+            cluster.roomRegistry = !noRegistry
             configuration.server.cluster = cluster
         }
         if let webSocket {

@@ -74,7 +74,8 @@ package struct ControlProtocol: OpsProtocol {
         do throws(ControlError) {
             switch command {
             case "LIST_ROOMS":
-                return "OK\n" + handle.roomIDs.map { "\($0): \(handle.roomClientCount($0) ?? 0) clients\n" }.joined()
+                let counts = handle.roomClientCounts
+                return "OK\n" + counts.keys.sorted().map { "\($0): \(counts[$0] ?? 0) clients\n" }.joined()
             case "CREATE_ROOM":
                 let id = try argument(0)
                 do throws(ServerError) {
@@ -87,7 +88,14 @@ package struct ControlProtocol: OpsProtocol {
                 }
             case "DELETE_ROOM":
                 let id = try argument(0)
-                return handle.deleteRoom(id) ? "OK\nRoom '\(id)' deleted" : Self.roomNotFound(id)
+                do throws(ServerError) {
+                    try handle.removeRoom(id)
+                    return "OK\nRoom '\(id)' deleted"
+                } catch .roomNotFound {
+                    return Self.roomNotFound(id)
+                } catch {
+                    return "ERROR\n\(error)"
+                }
             case "ROOM_CLIENTS":
                 let id = try argument(0)
                 guard let clients = handle.roomClients(id) else { return Self.roomNotFound(id) }
@@ -111,7 +119,8 @@ package struct ControlProtocol: OpsProtocol {
                 let key = try argument(1)
                 // The value is the rest of the request: it may be empty or span lines.
                 let value = arguments.dropFirst(2).joined(separator: "\n")
-                return handle.setRoomMeta(id, key: key, value: value) ? "OK\nRoom '\(id)' key '\(key)' set" : Self.roomNotFound(id)
+                if handle.setRoomMeta(id, key: key, value: value) { return "OK\nRoom '\(id)' key '\(key)' set" }
+                return handle.roomExists(id) ? "ERROR\nCluster registry unavailable: key '\(key)' not set" : Self.roomNotFound(id)
             case "KICK":
                 let text = try argument(0)
                 guard let id = UUID(uuidString: text) else { return "ERROR\nInvalid client ID: \(text)" }

@@ -65,7 +65,8 @@ public struct RelayService: Service, CustomStringConvertible {
         let startedAt = ContinuousClock.now
         let ops = Locked<OpsServer?>(nil)
         let service = ShardedServerService(ShardedServer(configuration: serverConfiguration), onStart: { handle in
-            for room in configuration.rooms { try handle.createRoom(room) }
+            // In a cluster the rooms may exist already (another relay made them): use them.
+            for room in configuration.rooms { try handle.ensureRoom(room) }
             let server = try Self.startOps(configuration, handle: handle, startedAt: startedAt)
             ops.withLock { $0 = server }
             var addresses = RelayAddresses(

@@ -9,11 +9,12 @@ import Foundation
 #endif
 
 /// Starts relays named `names` in this process, all in a cluster over `nats` with a 100 ms
-/// heartbeat, each with `rooms`; waits until every worker's link is up and every relay hears
+/// heartbeat (and `configure`'s settings), each ensuring `rooms` (the registry needs JetStream); waits until every worker's link is up and every relay hears
 /// the others; runs `body`; shuts them down whatever happens.
 func withCluster(
     _ names: [String], over servers: [String], workers: Int = 2, rooms: [String] = ["lobby"],
     handler: RecordingHandler? = nil,
+    configure: (inout ClusterConfiguration) -> Void = { _ in },
     _ body: ([ServerHandle]) async throws -> Void
 ) async throws {
     var handles: [ServerHandle] = []
@@ -21,11 +22,12 @@ func withCluster(
         for name in names {
             var cluster = ClusterConfiguration(servers: servers, nodeName: name)
             cluster.heartbeatInterval = .milliseconds(100)
+            configure(&cluster)
             var builder = ShardedServer.builder().bind("127.0.0.1:0").workers(workers).cluster(cluster).webSocket(bind: "127.0.0.1:0")
             if let handler, name == names.first { builder = builder.handler(handler) }
             let handle = try await builder.build().run()
             handles.append(handle)
-            for room in rooms { try handle.createRoom(room) }
+            for room in rooms { try handle.ensureRoom(room) }
         }
         try await eventually {
             handles.allSatisfy { $0.clusterLinksUp == workers && $0.clusterNodes.count == names.count - 1 }
@@ -65,7 +67,7 @@ extension Relay {
     struct ClusterTests {
         @Test(arguments: [1, 2])
         func membersOnTwoRelaysShareARoom(workers: Int) async throws {
-            let nats = try NATSServerProcess.start()
+            let nats = try NATSServerProcess.start(jetStream: true)
             defer { nats.stop() }
             try await withCluster(["a", "b"], over: [nats.clientURL], workers: workers, rooms: ["lobby", "elsewhere"]) { relays in
                 let alice = try RawClient(port: relays[0].localAddress.port)
@@ -132,7 +134,7 @@ extension Relay {
         }
 
         @Test func aKilledRelaysMembersLeaveWithinTheDeadNodeTimeout() async throws {
-            let nats = try NATSServerProcess.start()
+            let nats = try NATSServerProcess.start(jetStream: true)
             defer { nats.stop() }
             let (a, b, alice, _, bobID) = try await twoRelaysWithAMemberEach(nats: nats)
             let killed = ContinuousClock.now
@@ -145,7 +147,7 @@ extension Relay {
         }
 
         @Test func aStoppedRelayIsDeadThenBackWithItsMembers() async throws {
-            let nats = try NATSServerProcess.start()
+            let nats = try NATSServerProcess.start(jetStream: true)
             defer { nats.stop() }
             let (a, b, alice, bob, bobID) = try await twoRelaysWithAMemberEach(nats: nats)
             b.process.signal(SIGSTOP)
@@ -162,7 +164,7 @@ extension Relay {
         }
 
         @Test func relaysSurviveARestartOfTheirNATSServer() async throws {
-            let nats = try NATSServerProcess.start()
+            let nats = try NATSServerProcess.start(jetStream: true)
             defer { nats.stop() }
             let handler = RecordingHandler()
             try await withCluster(["a", "b"], over: [nats.clientURL], rooms: ["lobby"], handler: handler) { relays in
@@ -191,10 +193,11 @@ extension Relay {
         }
 
         @Test func relaysMoveToAnotherServerOfANATSCluster() async throws {
-            let servers = try NATSCluster.start(size: 3, jetStream: false)
+            let servers = try NATSCluster.start(size: 3, jetStream: true)
             defer { servers.stop() }
             // Each relay knows one server only; it learns the others from INFO (connect_urls).
-            try await withCluster(["a", "b"], over: [servers.servers[0].clientURL], rooms: ["lobby"]) { relays in
+            // The registry has a copy on every server, so it survives losing one.
+            try await withCluster(["a", "b"], over: [servers.servers[0].clientURL], rooms: ["lobby"], configure: { $0.registryReplicas = 3 }) { relays in
                 let alice = try RawClient(port: relays[0].localAddress.port)
                 let aliceID = try await servers.servers[0].afterNewSubscription { try alice.join("lobby") }
                 let bob = try RawClient(port: relays[1].localAddress.port)
@@ -211,6 +214,10 @@ extension Relay {
                 // Both clients stayed connected throughout.
                 try bob.send(.echoTest([1]))
                 #expect(try bob.receive() == .echoTest([1]))
+                // The registry moved too: a room created on b now is joinable on a.
+                // (ensureRoom: a create that timed out while the registry moved may have been made.)
+                try await eventually(timeout: .seconds(15)) { (try? relays[1].ensureRoom("after")) != nil }
+                try await eventually { relays[0].roomExists("after") }
             }
         }
     }

@@ -268,7 +268,7 @@ final class SharedCount: Sendable {
 /// A server core for handoffs made outside a server (what a stranded one is ended against).
 private func testCore() throws -> ServerCore {
     let topology = try MachineTopology.plan(workers: 1, cpus: nil, pinning: false, numaAware: false)
-    return ServerCore(
+    return try ServerCore(
         configuration: ServerConfiguration(), topology: topology,
         localAddress: try SocketAddress(parsing: "127.0.0.1:1"), mailboxes: [])
 }

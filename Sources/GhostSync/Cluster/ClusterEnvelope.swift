@@ -19,6 +19,8 @@ import Foundation
 /// | syncReply | the same, for the replier's members |
 /// | heartbeat | member count (UInt32) across the node |
 /// | leaving | none: the node is shutting down; its members leave everywhere |
+/// | membersQuery | count (UInt32), flags (UInt8: 1 = every room), then that many room IDs (UInt16 length, bytes); sent with a reply subject |
+/// | membersReply | count (UInt32) of rooms, then per room: room ID, member count (UInt32), client IDs |
 ///
 /// The incarnation is random per process start, so a node restarted under the same name is
 /// told apart from its previous life (whose members are gone).
@@ -31,6 +33,8 @@ package struct ClusterEnvelope: Equatable, Sendable {
         case syncReply = 5
         case heartbeat = 6
         case leaving = 7
+        case membersQuery = 8
+        case membersReply = 9
     }
 
     package var operation: Operation
@@ -94,6 +98,38 @@ package struct ClusterEnvelope: Equatable, Sendable {
 
     package static func writeCount(_ count: Int, into bytes: inout [UInt8]) {
         withUnsafeBytes(of: UInt32(count).littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// Rooms and their members (a `membersReply` body).
+    package static func writeMemberLists(_ lists: [(String, [UUID])], into bytes: inout [UInt8]) {
+        writeCount(lists.count, into: &bytes)
+        for (roomID, members) in lists {
+            writeRoomID(roomID, into: &bytes)
+            writeCount(members.count, into: &bytes)
+            for member in members { writeClientID(member, into: &bytes) }
+        }
+    }
+
+    /// The rooms and members of a `membersReply` body; nil when it is cut short.
+    package static func memberLists(in body: UnsafeRawBufferPointer) -> [(String, [UUID])]? {
+        guard let rooms = count(in: body, at: 0) else { return nil }
+        var offset = 4
+        var lists: [(String, [UUID])] = []
+        for _ in 0..<rooms {
+            guard let (roomID, length) = roomID(in: UnsafeRawBufferPointer(rebasing: body[offset...])) else { return nil }
+            offset += length
+            guard let members = count(in: body, at: offset), body.count >= offset + 4 + members * 16 else { return nil }
+            offset += 4
+            var ids: [UUID] = []
+            ids.reserveCapacity(members)
+            for _ in 0..<members {
+                guard let id = clientID(in: body, at: offset) else { return nil }
+                ids.append(id)
+                offset += 16
+            }
+            lists.append((roomID, ids))
+        }
+        return lists
     }
 
     package static func count(in body: UnsafeRawBufferPointer, at offset: Int) -> Int? {

@@ -5,7 +5,9 @@
 /// | --- | --- | --- |
 /// | `<prefix>.room.<token>` | a room's traffic: broadcasts, joins, leaves and sync requests of one node's members | every node with a local member of the room (SUB on the first, UNSUB after the last) |
 /// | `<prefix>.node.<node>.hb` | a node's heartbeats and its shutdown notice | every node (`<prefix>.node.*.hb`) |
+/// | `<prefix>.members` | member queries: who is in which room on each relay | every relay's registry |
 /// | `_INBOX.<prefix>.<node>.<incarnation>.<worker>` | sync replies to one worker | that worker |
+/// | `_INBOX.<prefix>.<node>.<incarnation>.registry.q.<n>`, `….registry.w.<n>` | replies to the registry, its watch | the registry |
 ///
 /// `<token>` is `NATSSubject.token(forRoom:)`; the room registry's KV key is the same token
 /// (`KVBucketConfiguration`, bucket `<prefix>_rooms` by default).
@@ -40,6 +42,10 @@ package struct ClusterSubjects: Sendable, Equatable {
         try checkNode(node)
         return "\(prefix).node.\(node).hb"
     }
+
+    /// `<prefix>.members`: member queries between the relays' registries (who is in which
+    /// room on each relay), answered to the asker's inbox.
+    package var membersQuery: String { "\(prefix).members" }
 
     /// `<prefix>.node.*.hb`: every node's heartbeats.
     package var allNodeHeartbeats: String { "\(prefix).node.*.hb" }

@@ -14,12 +14,12 @@ final class RoomDirectory: Sendable {
     }
 
     /// Creates the room; nil when a room with this ID exists.
-    func create(_ roomID: String) -> RoomRecord? {
+    func create(_ roomID: String, clusterRevision: UInt64 = 0) -> RoomRecord? {
         let shard = shardMap.shard(of: roomID)
         return rooms.withStripe(shard) { rooms in
             if rooms[roomID] != nil { return nil }
             let generation = generations.wrappingAdd(1, ordering: .relaxed).newValue
-            let record = RoomRecord(id: roomID, generation: generation, shard: shard)
+            let record = RoomRecord(id: roomID, generation: generation, shard: shard, clusterRevision: clusterRevision)
             rooms[roomID] = record
             return record
         }
@@ -28,6 +28,15 @@ final class RoomDirectory: Sendable {
     /// Removes the room; the removed record, or nil when there was none.
     func delete(_ roomID: String) -> RoomRecord? {
         rooms.withStripe(shardMap.shard(of: roomID)) { $0.removeValue(forKey: roomID) }
+    }
+
+    /// Removes `record` if it is still the room under its ID; false when it was not.
+    func delete(_ record: RoomRecord) -> Bool {
+        rooms.withStripe(record.shard) { rooms in
+            guard rooms[record.id] === record else { return false }
+            rooms[record.id] = nil
+            return true
+        }
     }
 
     func record(_ roomID: String) -> RoomRecord? {

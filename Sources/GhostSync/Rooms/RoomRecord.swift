@@ -19,13 +19,17 @@ final class RoomRecord: Sendable {
 
     let id: String
     let generation: UInt64
+    /// In a cluster with the room registry: the room's revision in the registry, the same on
+    /// every relay for one incarnation of the room; 0 otherwise.
+    let clusterRevision: UInt64
     /// The worker that owns the room.
     let shard: Int
     let state: Locked<State>
 
-    init(id: String, generation: UInt64, shard: Int) {
+    init(id: String, generation: UInt64, shard: Int, clusterRevision: UInt64 = 0) {
         self.id = id
         self.generation = generation
+        self.clusterRevision = clusterRevision
         self.shard = shard
         self.state = Locked(State())
     }

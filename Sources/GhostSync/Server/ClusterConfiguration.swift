@@ -14,6 +14,21 @@ public struct ClusterConfiguration: Sendable {
     /// Most bytes waiting to be written to NATS per worker; publishes past it are dropped (and
     /// counted) rather than blocking the worker or growing without bound.
     public var maxPendingBytes = 8 << 20
+    /// Whether rooms are cluster-wide, kept in a JetStream key-value bucket (the NATS servers
+    /// need JetStream: `nats-server -js`). Off: every relay has its own rooms, and rooms of the
+    /// same ID on several relays are shared (docs/cluster.md).
+    public var roomRegistry = true
+    /// The registry's bucket (`[A-Za-z0-9_-]+`); relays of one cluster must agree.
+    public var registryBucket = "ghost_rooms"
+    /// Copies of the bucket across the NATS cluster: 1, or 3 on a 3-server JetStream cluster
+    /// so that the registry survives losing a server. Used by the relay that creates it.
+    public var registryReplicas = 1
+    /// How long `createRoom`, `deleteRoom`, `setRoomMeta` and cluster-wide member counts wait
+    /// for the registry before giving up (`ServerError.clusterUnavailable`).
+    public var registryTimeout: Duration = .seconds(5)
+    /// How long `run()` waits for the registry to load before failing; the relay does not
+    /// start without knowing the cluster's rooms.
+    public var startupTimeout: Duration = .seconds(15)
 
     public init(servers: [String], nodeName: String) {
         self.servers = servers
@@ -28,6 +43,10 @@ public struct ClusterConfiguration: Sendable {
         }
         if missedHeartbeatsForDead < 2 { throw .invalidConfiguration("cluster.missedHeartbeatsForDead must be at least 2") }
         if maxPendingBytes < 64 << 10 { throw .invalidConfiguration("cluster.maxPendingBytes must be at least 64 KiB") }
+        if !NATSSubject.isPlainName(registryBucket) { throw .invalidConfiguration("cluster.registryBucket must be [A-Za-z0-9_-]+") }
+        if !(1...5).contains(registryReplicas) { throw .invalidConfiguration("cluster.registryReplicas must be 1...5") }
+        if registryTimeout < .milliseconds(10) { throw .invalidConfiguration("cluster.registryTimeout must be at least 10 ms") }
+        if startupTimeout < .milliseconds(100) { throw .invalidConfiguration("cluster.startupTimeout must be at least 100 ms") }
         for server in servers {
             _ = try ClusterConfiguration.address(of: server)
         }

@@ -13,6 +13,8 @@ final class ServerCore: Sendable {
     let clusterNode: ClusterNodeID?
     /// Each worker's view of the cluster, refreshed once per heartbeat interval.
     let clusterViews: [Locked<ClusterView?>]
+    /// The cluster-wide room registry, when there is a cluster with `roomRegistry` on.
+    let registry: RoomRegistry?
     let rooms: RoomDirectory
     let clients = ClientDirectory()
     let mailboxes: [Mailbox]
@@ -32,7 +34,7 @@ final class ServerCore: Sendable {
     init(
         configuration: ServerConfiguration, topology: ServerTopology, localAddress: SocketAddress,
         webSocketAddress: SocketAddress? = nil, mailboxes: [Mailbox]
-    ) {
+    ) throws(SystemError) {
         self.configuration = configuration
         self.handler = configuration.handler
         self.topology = topology
@@ -40,6 +42,11 @@ final class ServerCore: Sendable {
         self.webSocketAddress = webSocketAddress
         self.clusterNode = configuration.cluster.map { ClusterNodeID(name: $0.nodeName, incarnation: UInt64.random(in: 1...UInt64.max)) }
         self.clusterViews = mailboxes.map { _ in Locked(nil) }
+        if let cluster = configuration.cluster, cluster.roomRegistry, let node = clusterNode {
+            self.registry = try RoomRegistry(configuration: cluster, node: node)
+        } else {
+            self.registry = nil
+        }
         self.rooms = RoomDirectory(shardMap: ShardMap(workerCount: topology.workers.count))
         self.mailboxes = mailboxes
         self.statistics = mailboxes.map { _ in PublishedStatistics() }

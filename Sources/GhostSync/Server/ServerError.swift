@@ -23,6 +23,9 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A server-side message larger than the clients' limit (`maxPayload` less the 12 bytes a
     /// client's own Broadcast frame needs), so that it reaches clients configured like the server.
     case messageTooLarge(length: Int, limit: Int)
+    /// In a cluster: the room registry (NATS with JetStream) did not answer, or the relay could
+    /// not load it at start; the text says why. Nothing was changed.
+    case clusterUnavailable(String)
 
     public var description: String {
         switch self {
@@ -38,6 +41,7 @@ public enum ServerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .roomNotFound(let roomID): return "room not found: \(roomID)"
         case .clientNotFound(let clientID): return "client not found: \(clientID)"
         case .messageTooLarge(let length, let limit): return "message of \(length) bytes exceeds the limit of \(limit) bytes"
+        case .clusterUnavailable(let why): return "cluster registry unavailable: \(why)"
         }
     }
 }

@@ -63,6 +63,14 @@ public final class ServerHandle: Sendable {
     /// This relay's name in the cluster, or nil.
     public var clusterNodeName: String? { core.clusterNode?.name }
 
+    /// In a cluster with the room registry: whether it is connected and up to date (room
+    /// changes are possible); nil without one.
+    public var clusterRegistryReady: Bool? { core.registry?.isReady.load(ordering: .acquiring) }
+
+    /// In a cluster with the room registry: the last problem it met (kept after recovery), for
+    /// logs and `admin nodes`.
+    public var clusterRegistryLastError: String? { core.registry?.lastError }
+
     /// Workers, their CPUs and NUMA nodes.
     public var topology: ServerTopology { core.topology }
 
@@ -87,19 +95,74 @@ public final class ServerHandle: Sendable {
 
     /// Creates a room; joins to it work as soon as this returns.
     /// Throws `ServerError.roomAlreadyExists` if the ID is taken.
+    ///
+    /// In a cluster (docs/cluster.md) the room is created in the registry, atomically: it is
+    /// refused if it exists on any relay, and joinable on every relay as soon as each hears of
+    /// it (one NATS hop). This waits for the registry (at most `registryTimeout`) and throws
+    /// `ServerError.clusterUnavailable` if it does not answer.
     public func createRoom(_ roomID: String) throws(ServerError) {
-        guard core.rooms.create(roomID) != nil else { throw .roomAlreadyExists(roomID) }
-        core.handler.onRoomCreate(roomID)
+        guard let registry = core.registry else {
+            guard core.rooms.create(roomID) != nil else { throw .roomAlreadyExists(roomID) }
+            core.handler.onRoomCreate(roomID)
+            return
+        }
+        switch registry.perform(.create(roomID: roomID)) {
+        case .created:
+            core.handler.onRoomCreate(roomID)
+        case .alreadyExists:
+            throw .roomAlreadyExists(roomID)
+        case .unavailable(let why):
+            throw .clusterUnavailable(why)
+        default:
+            throw .clusterUnavailable("unexpected registry answer")
+        }
+    }
+
+    /// Creates the room unless it exists: true if this call created it. For rooms every relay of
+    /// a cluster names at start (the relay's `--room`s).
+    @discardableResult
+    public func ensureRoom(_ roomID: String) throws(ServerError) -> Bool {
+        do {
+            try createRoom(roomID)
+            return true
+        } catch .roomAlreadyExists {
+            return false
+        }
     }
 
     /// Deletes a room (soft delete: members stay connected; their next broadcast or join there
-    /// gets `Error("room not found: ID")`). Returns false if there was no such room.
+    /// gets `Error("room not found: ID")`). Returns false if there was no such room, or, in a
+    /// cluster, if the registry could not be reached (`removeRoom` tells the two apart).
     @discardableResult
     public func deleteRoom(_ roomID: String) -> Bool {
-        guard let record = core.rooms.delete(roomID) else { return false }
-        core.mailboxes[record.shard].post(.roomDeleted(roomID: roomID, generation: record.generation))
-        core.handler.onRoomDelete(roomID)
-        return true
+        do {
+            try removeRoom(roomID)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Deletes a room as `deleteRoom` does, saying why not: `ServerError.roomNotFound`, or in a
+    /// cluster `ServerError.clusterUnavailable`. In a cluster the room ends on every relay.
+    public func removeRoom(_ roomID: String) throws(ServerError) {
+        guard let registry = core.registry else {
+            guard let record = core.rooms.delete(roomID) else { throw .roomNotFound(roomID) }
+            core.mailboxes[record.shard].post(.roomDeleted(roomID: roomID, generation: record.generation))
+            core.handler.onRoomDelete(roomID)
+            return
+        }
+        guard let record = core.rooms.record(roomID) else { throw .roomNotFound(roomID) }
+        switch registry.perform(.delete(roomID: roomID, revision: record.clusterRevision)) {
+        case .deleted:
+            core.handler.onRoomDelete(roomID)
+        case .notFound:
+            throw .roomNotFound(roomID)
+        case .unavailable(let why):
+            throw .clusterUnavailable(why)
+        default:
+            throw .clusterUnavailable("unexpected registry answer")
+        }
     }
 
     public func roomExists(_ roomID: String) -> Bool { core.rooms.record(roomID) != nil }
@@ -109,10 +172,42 @@ public final class ServerHandle: Sendable {
     /// Every room ID, sorted.
     public var roomIDs: [String] { core.rooms.roomIDs }
 
-    /// Members of a room in join order; nil if there is no such room.
-    public func roomClients(_ roomID: String) -> [UUID]? { core.rooms.record(roomID)?.memberIDs }
+    /// Members of a room in join order (in a cluster: this relay's, then the others'); nil if
+    /// there is no such room. In a cluster, a room with no member on this relay is asked about
+    /// (the other relays answer within a round trip; at most 500 ms for one that does not).
+    public func roomClients(_ roomID: String) -> [UUID]? {
+        guard let record = core.rooms.record(roomID) else { return nil }
+        guard let registry = core.registry, record.localMemberCount == 0 else { return record.memberIDs }
+        guard case .members(let members, _) = registry.perform(.members(roomIDs: [roomID])) else { return record.memberIDs }
+        return members[roomID] ?? []
+    }
 
-    public func roomClientCount(_ roomID: String) -> Int? { core.rooms.record(roomID)?.memberCount }
+    public func roomClientCount(_ roomID: String) -> Int? { roomClients(roomID)?.count }
+
+    /// Every room and its member count, cluster-wide in a cluster (one query to the other relays
+    /// for the rooms with no member here).
+    public var roomClientCounts: [String: Int] {
+        let records = core.rooms.allRecords
+        var counts: [String: Int] = [:]
+        var unknown: [String] = []
+        for record in records {
+            if core.registry != nil && record.localMemberCount == 0 {
+                unknown.append(record.id)
+            } else {
+                counts[record.id] = record.memberCount
+            }
+        }
+        if let registry = core.registry, !unknown.isEmpty {
+            let members: [String: [UUID]]
+            if case .members(let answered, _) = registry.perform(.members(roomIDs: unknown.count > 64 ? nil : unknown)) {
+                members = answered
+            } else {
+                members = [:]
+            }
+            for roomID in unknown { counts[roomID] = members[roomID]?.count ?? 0 }
+        }
+        return counts
+    }
 
     /// Frames queued for a member of a room (as of its worker's last flush); nil if the room or
     /// the member is unknown.
@@ -136,11 +231,18 @@ public final class ServerHandle: Sendable {
     }
 
     /// Sets (or, with nil, removes) a value; false if there is no such room.
+    ///
+    /// In a cluster the value is kept in the registry: read the same on every relay once it
+    /// has heard of it (one NATS hop; on this relay at once). This waits for the registry and
+    /// returns false if it does not answer within `registryTimeout`.
     @discardableResult
     public func setRoomMeta(_ roomID: String, key: String, value: String?) -> Bool {
         guard let record = core.rooms.record(roomID) else { return false }
-        record.state.withLock { $0.metadata[key] = value }
-        return true
+        guard let registry = core.registry else {
+            record.state.withLock { $0.metadata[key] = value }
+            return true
+        }
+        return registry.perform(.setMetadata(roomID: roomID, revision: record.clusterRevision, key: key, value: value)) == .metadataSet
     }
 
     public func roomMetaAll(_ roomID: String) -> [String: String]? {
@@ -290,6 +392,8 @@ public final class ServerHandle: Sendable {
             if let action { continuation.resume(returning: action) }
         }
         guard first else { return }
+        // No room changes from the cluster once the workers start stopping.
+        core.registry?.stop()
         for mailbox in core.mailboxes { mailbox.post(.stop) }
         _ = await stopped.wait()
         for thread in threads { pthread_join(thread, nil) }

@@ -87,9 +87,15 @@ public struct ShardedServer: Sendable {
             fatalError("unexpected error \(error)")
         }
 
-        let core = ServerCore(
-            configuration: configuration, topology: topology,
-            localAddress: listeners[0].address, webSocketAddress: webSocketListeners.first?.address, mailboxes: mailboxes)
+        let core: ServerCore
+        do {
+            core = try ServerCore(
+                configuration: configuration, topology: topology,
+                localAddress: listeners[0].address, webSocketAddress: webSocketListeners.first?.address, mailboxes: mailboxes)
+        } catch {
+            releaseAll()
+            throw .startFailed(error)
+        }
         let started = CompletionLatch(count: workerCount)
         let stopped = CompletionLatch(count: workerCount)
         var threads: [pthread_t] = []
@@ -120,6 +126,19 @@ public struct ShardedServer: Sendable {
         if let failure = failures.first {
             await handle.shutdown()
             throw .startFailed(failure)
+        }
+        if let registry = core.registry {
+            // The relay starts knowing the cluster's rooms (docs/cluster.md), or not at all.
+            do {
+                try registry.start(core: core)
+            } catch {
+                await handle.shutdown()
+                throw .startFailed(error)
+            }
+            if let failure = await registry.waitUntilLoaded() {
+                await handle.shutdown()
+                throw .clusterUnavailable(failure)
+            }
         }
         return handle
     }

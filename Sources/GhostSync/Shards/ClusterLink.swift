@@ -41,8 +41,12 @@ final class ClusterLink {
     private(set) var maxPayload = 1 << 20
     private var nextSubscriptionID: UInt64 = 1
 
-    init(node: ClusterNodeID, servers: [SocketAddress], maxPendingBytes: Int) {
+    /// What the connection is for, in its CONNECT name (`ghost-sync eu-1 registry`).
+    let role: String?
+
+    init(node: ClusterNodeID, servers: [SocketAddress], maxPendingBytes: Int, role: String? = nil) {
         self.node = node
+        self.role = role
         self.servers = servers
         self.maxPendingBytes = maxPendingBytes
         self.parser = NATSParser(maxPayload: 64 << 20)
@@ -99,7 +103,7 @@ final class ClusterLink {
             }
         }
         guard state == .handshaking else { return }
-        try? NATSCommand.connect(name: "ghost-sync \(node.name)", echo: false, headers: true, noResponders: true, into: &pending)
+        try? NATSCommand.connect(name: "ghost-sync \(node.name)" + (role.map { " \($0)" } ?? ""), echo: false, headers: true, noResponders: true, into: &pending)
         NATSCommand.ping(into: &pending)
     }
 

@@ -365,7 +365,7 @@ extension Worker {
             mergeMemberList(from: envelope.node, body)
             guard let replyTo = message.replyTo, !room.isEmpty else { return }
             publish(memberList(.syncReply, of: room, node: cluster.node), to: Array(replyTo.utf8))
-        case .syncReply, .heartbeat, .leaving:
+        case .syncReply, .heartbeat, .leaving, .membersQuery, .membersReply:
             break
         }
     }
