@@ -147,6 +147,36 @@ extension Relay {
             }
         }
 
+        @Test func aServerBroadcastReachesMembersOnRelaysWhereTheRoomHasThem() async throws {
+            let nats = try NATSServerProcess.start(jetStream: true)
+            defer { nats.stop() }
+            try await withCluster(["a", "b"], over: [nats.clientURL], rooms: ["lobby"]) { relays in
+                // Nobody in lobby on a: its broadcast still reaches Bob on b.
+                let bob = try RawClient(port: relays[1].localAddress.port)
+                _ = try await nats.afterNewSubscription { try bob.join("lobby") }
+                try relays[0].broadcast(roomID: "lobby", data: [4, 2])
+                #expect(try bob.receive() == .broadcast(senderID: ServerHandle.serverID, data: [4, 2]))
+            }
+        }
+
+        @Test func maxClientsPerRoomCountsTheMembersOnOtherRelays() async throws {
+            let nats = try NATSServerProcess.start(jetStream: true)
+            defer { nats.stop() }
+            try await withCluster(["a", "b"], over: [nats.clientURL], rooms: ["lobby"], server: { $0.maxClientsPerRoom(2) }) { relays in
+                let alice = try RawClient(port: relays[0].localAddress.port)
+                let aliceID = try await nats.afterNewSubscription { try alice.join("lobby") }
+                let bob = try RawClient(port: relays[1].localAddress.port)
+                let bobID = try bob.join("lobby")
+                try await eventually { relays.allSatisfy { $0.roomClients("lobby").map(Set.init) == [aliceID, bobID] } }
+                // Full cluster-wide: refused on either relay.
+                for relay in relays {
+                    let carol = try RawClient(port: relay.localAddress.port)
+                    try carol.send(.joinRoom("lobby"))
+                    #expect(try carol.receive() == .error("room full: lobby"))
+                }
+            }
+        }
+
         @Test func aRelayThatJoinsLaterFindsTheRoomsAndTheirMetadata() async throws {
             let nats = try NATSServerProcess.start(jetStream: true)
             defer { nats.stop() }

@@ -15,6 +15,7 @@ func withCluster(
     _ names: [String], over servers: [String], workers: Int = 2, rooms: [String] = ["lobby"],
     handler: RecordingHandler? = nil,
     configure: (inout ClusterConfiguration) -> Void = { _ in },
+    server: (ShardedServerBuilder) -> ShardedServerBuilder = { $0 },
     _ body: ([ServerHandle]) async throws -> Void
 ) async throws {
     var handles: [ServerHandle] = []
@@ -25,7 +26,7 @@ func withCluster(
             configure(&cluster)
             var builder = ShardedServer.builder().bind("127.0.0.1:0").workers(workers).cluster(cluster).webSocket(bind: "127.0.0.1:0")
             if let handler, name == names.first { builder = builder.handler(handler) }
-            let handle = try await builder.build().run()
+            let handle = try await server(builder).build().run()
             handles.append(handle)
             for room in rooms { try handle.ensureRoom(room) }
         }

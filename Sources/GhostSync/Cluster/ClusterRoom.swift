@@ -29,4 +29,6 @@ final class ClusterRoom {
     }
 
     var remoteMemberIDs: [UUID] { remoteMembers.values.flatMap { $0 } }
+
+    var remoteMemberCount: Int { remoteMembers.values.reduce(0) { $0 + $1.count } }
 }

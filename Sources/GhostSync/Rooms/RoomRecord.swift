@@ -51,10 +51,11 @@ final class RoomRecord: Sendable {
         state.withLock { $0.remoteMembers = ids }
     }
 
-    /// Members on this relay (what `maxClientsPerRoom` is enforced against).
+    /// Members on this relay.
     var localMemberCount: Int { state.withLock { $0.members.count } }
 
-    /// Members on this relay and, in a cluster, on the others.
+    /// Members on this relay and, in a cluster, on the others (as far as this relay has heard:
+    /// what `maxClientsPerRoom` is checked against).
     var memberCount: Int { state.withLock { $0.members.count + $0.remoteMembers.count } }
 
     var memberIDs: [UUID] { state.withLock { $0.members.map(\.id) + $0.remoteMembers } }

@@ -267,12 +267,19 @@ extension Worker {
     /// one publish per broadcast per relay, whatever the number of members elsewhere.
     @inline(__always)
     func clusterPublish(_ frame: SharedFrame, in room: LocalRoom) {
-        guard let cluster, let state = room.cluster, state.subscription != nil else { return }
+        guard let state = room.cluster, state.subscription != nil else { return }
+        clusterPublish(frame, to: state.subject)
+    }
+
+    /// A broadcast to a room's `subject` (checked: `ClusterSubjects.room`).
+    @inline(__always)
+    func clusterPublish(_ frame: SharedFrame, to subject: [UInt8]) {
+        guard let cluster else { return }
         let payloadSize = frame.count - WireSize.framePrefix
         let total = ClusterEnvelope.headerSize(node: cluster.node) + payloadSize
         guard total <= cluster.maxPayload, cluster.isConnected,
-              cluster.enqueue(reserving: total + state.subject.count + 32, { bytes in
-                  NATSCommand.publishLine(checkedSubject: state.subject, payloadSize: total, into: &bytes)
+              cluster.enqueue(reserving: total + subject.count + 32, { bytes in
+                  NATSCommand.publishLine(checkedSubject: subject, payloadSize: total, into: &bytes)
                   ClusterEnvelope.writeHeader(.broadcast, node: cluster.node, into: &bytes)
                   bytes.append(contentsOf: UnsafeRawBufferPointer(start: frame.bytes + WireSize.framePrefix, count: payloadSize))
                   NATSCommand.endPayload(into: &bytes)

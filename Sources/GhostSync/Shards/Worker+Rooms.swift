@@ -92,7 +92,7 @@ extension Worker {
         }
         // A full room is refused here, where the client can stay in its current room; the
         // room's worker checks again, exactly, when the join arrives (`completeJoin`).
-        if maxClientsPerRoom != .max, record.localMemberCount >= maxClientsPerRoom {
+        if maxClientsPerRoom != .max, record.memberCount >= maxClientsPerRoom {
             refuseFullRoom(roomID, to: connection)
             return .proceed
         }
@@ -127,8 +127,11 @@ extension Worker {
             room = LocalRoom(record: record)
             rooms[roomID] = room
         }
-        // Every join of this room completes here, on its worker: the capacity check is exact.
-        guard room.memberCount < maxClientsPerRoom else {
+        // Every join of this room completes here, on its worker: the capacity check is exact
+        // on one relay. In a cluster it counts the members the other relays announced, which
+        // a join elsewhere at the same moment (or before this relay's first member's sync) is
+        // not yet among (docs/cluster.md).
+        guard room.memberCount + (room.cluster?.remoteMemberCount ?? 0) < maxClientsPerRoom else {
             refuseFullRoom(roomID, to: connection)
             callingHook { handler.onJoinFailed(clientID: connection.id, roomID: roomID, reason: .roomFull) }
             return

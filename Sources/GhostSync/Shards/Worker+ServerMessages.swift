@@ -10,13 +10,26 @@ import Foundation
 extension Worker {
     /// A server broadcast to a room of this shard: encoded once, queued for every member, as
     /// a client's broadcast is. A room deleted (or re-created) since the call gets nothing.
+    /// In a cluster it also goes to the other relays, whether or not the room has members here.
     func broadcastFromServer(_ data: [UInt8], roomID: String, generation: UInt64) {
-        guard let room = rooms[roomID], room.generation == generation, !room.isDeleted,
-              !room.isEmpty || room.cluster?.subscription != nil else { return }
+        var room = rooms[roomID]
+        if let live = room, live.generation != generation || live.isDeleted { room = nil }
+        if let live = room, live.isEmpty { room = nil }
+        guard room != nil || (cluster != nil && core.rooms.record(roomID)?.generation == generation) else { return }
         statistics[.serverBroadcasts] += 1
         let frame = data.withUnsafeBytes { broadcastFrame(senderID: ServerHandle.serverID, data: $0) }
-        if cluster != nil { clusterPublish(frame, in: room) }
-        fanOut(frame, in: room)
+        if cluster != nil {
+            if let room {
+                clusterPublish(frame, in: room)
+            } else {
+                clusterPublish(frame, to: Array(clusterSubjects.room(roomID).utf8))
+            }
+        }
+        if let room {
+            fanOut(frame, in: room)
+        } else {
+            frame.release()
+        }
     }
 
     /// Runs the command if this worker holds its client (in the client's call order);
