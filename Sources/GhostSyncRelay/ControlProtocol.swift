@@ -103,7 +103,11 @@ package struct ControlProtocol: OpsProtocol {
             case "NODES":
                 guard let name = handle.clusterNodeName else { return "ERROR\nNot in a cluster" }
                 let nodes = [(name, handle.clientCount)] + handle.clusterNodes.map { ($0.name, $0.members) }
-                return "OK\n" + nodes.sorted { $0.0 < $1.0 }.map { "\($0.0): \($0.1) members\n" }.joined()
+                var registry = ""
+                if let ready = handle.clusterRegistryReady {
+                    registry = ready ? "registry: up\n" : "registry: down (\(handle.clusterRegistryLastError ?? "connecting"))\n"
+                }
+                return "OK\n" + nodes.sorted { $0.0 < $1.0 }.map { "\($0.0): \($0.1) members\n" }.joined() + registry
             case "METRICS":
                 let totals = handle.workerStatistics.reduce(WorkerStatistics(), +)
                 let hours = (ContinuousClock.now - startedAt).components.seconds / 3600

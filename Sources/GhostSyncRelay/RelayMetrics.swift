@@ -80,6 +80,7 @@ package final class RelayMetrics: Sendable {
     private let clusterLinksUp: Prometheus.Gauge
     private let clusterNodes: Prometheus.Gauge
     private let clusterRemoteMembers: Prometheus.Gauge
+    private let clusterRegistryUp: Prometheus.Gauge
 
     package init(handle: ServerHandle) {
         self.handle = handle
@@ -102,6 +103,7 @@ package final class RelayMetrics: Sendable {
         clusterLinksUp = registry.makeGauge(descriptor: Self.descriptor("ghostsync_cluster_links_up", "Workers whose NATS connection is up (cluster)."))
         clusterNodes = registry.makeGauge(descriptor: Self.descriptor("ghostsync_cluster_nodes", "Other relays of the cluster alive."))
         clusterRemoteMembers = registry.makeGauge(descriptor: Self.descriptor("ghostsync_cluster_remote_members", "Members of this relay's rooms on other relays."))
+        clusterRegistryUp = registry.makeGauge(descriptor: Self.descriptor("ghostsync_cluster_registry_up", "1 while the cluster's room registry is connected and up to date (room changes possible)."))
     }
 
     /// The exposition text (Prometheus format 0.0.4), current as of the workers' last iteration.
@@ -129,6 +131,7 @@ package final class RelayMetrics: Sendable {
                 clusterLinksUp.set(Double(links))
                 clusterNodes.set(Double(handle.clusterNodes.count))
                 clusterRemoteMembers.set(Double(handle.remoteMemberCount))
+                if let ready = handle.clusterRegistryReady { clusterRegistryUp.set(Double(ready ? 1 : 0)) }
             }
             var buffer = registry.emitToBuffer()
             buffer += Array(Self.loopTimeHistogram(statistics).utf8)

@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import GhostSync
+@testable import GhostSyncRelay
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -174,6 +175,28 @@ extension Relay {
                     try carol.send(.joinRoom("lobby"))
                     #expect(try carol.receive() == .error("room full: lobby"))
                 }
+            }
+        }
+
+        @Test func theControlProtocolSpeaksForTheWholeCluster() async throws {
+            let nats = try NATSServerProcess.start(jetStream: true)
+            defer { nats.stop() }
+            try await withCluster(["a", "b"], over: [nats.clientURL], rooms: ["lobby"]) { relays in
+                let (a, b) = (ControlProtocol(handle: relays[0], startedAt: .now), ControlProtocol(handle: relays[1], startedAt: .now))
+                let alice = try RawClient(port: relays[0].localAddress.port)
+                let aliceID = try alice.join("lobby")
+                #expect(b.execute("LIST_ROOMS") == "OK\nlobby: 1 clients\n")
+                #expect(b.execute("ROOM_CLIENTS\nlobby") == "OK\nClients in 'lobby':\n\(aliceID.uuidString.lowercased())\n")
+                #expect(a.execute("CREATE_ROOM\narena") == "OK\nRoom 'arena' created")
+                #expect(b.execute("CREATE_ROOM\narena") == "ERROR\nRoom 'arena' already exists")
+                #expect(b.execute("ROOM_META_SET\narena\nmap\ndust2") == "OK\nRoom 'arena' key 'map' set")
+                try await eventually { a.execute("ROOM_META_GET\narena\nmap") == "OK\ndust2" }
+                #expect(b.execute("DELETE_ROOM\narena") == "OK\nRoom 'arena' deleted")
+                try await eventually { a.execute("LIST_ROOMS") == "OK\nlobby: 1 clients\n" }
+                #expect(a.execute("NODES") == "OK\na: 1 members\nb: 0 members\nregistry: up\n")
+                nats.stop()
+                try await eventually { relays[0].clusterRegistryReady == false }
+                #expect(a.execute("NODES").hasSuffix("registry: down (the NATS server closed the connection)\n"))
             }
         }
 
