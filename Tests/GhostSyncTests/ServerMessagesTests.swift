@@ -130,9 +130,9 @@ extension Relay {
 }
 
 /// Waits (bounded) until `find` returns a value.
-func eventually<T>(timeout: Duration = .seconds(10), find: () -> T?) async throws -> T {
+func eventually<T>(timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation, find: () -> T?) async throws -> T {
     var found: T?
-    try await eventually(timeout: timeout) {
+    try await eventually(timeout: timeout, sourceLocation: sourceLocation) {
         found = find()
         return found != nil
     }

@@ -57,6 +57,7 @@ final class RegistryLoop {
 
     private var phase = Phase.idle
     private var retryAt: Int64 = 0
+    private var bucketRequestedAt: Int64 = 0
     private var nextPingAt: Int64 = 0
 
     private enum Pending {
@@ -84,6 +85,7 @@ final class RegistryLoop {
     }
 
     private var pending: [UInt64: Pending] = [:]
+    private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
     private var nextToken: UInt64 = 1
     /// Requests that came while the registry was not ready; sent once it is (or answered at
     /// their deadline).
@@ -192,6 +194,9 @@ final class RegistryLoop {
                 link.enqueueControl { NATSCommand.ping(into: &$0) }
             }
             if phase == .idle, now >= retryAt { createBucket() }
+            // JetStream may lose a request while it elects a leader (a server of its cluster
+            // just died): ask again rather than wait for an answer that will not come.
+            if phase == .creatingBucket, now - bucketRequestedAt > 3000 { restart("no answer to the bucket request") }
             if phase == .ready || phase == .loading, watchSubscription != nil,
                now - watchHeardAt > 4 * Self.watchHeartbeat.wholeMilliseconds {
                 restart("the watch went silent")
@@ -255,10 +260,9 @@ final class RegistryLoop {
     }
 
     private func read() {
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
         for _ in 0..<64 {
             guard link.fd >= 0 else { return }
-            let result = buffer.withUnsafeMutableBytes { raw in
+            let result = readBuffer.withUnsafeMutableBytes { raw in
                 Result { () throws(SystemError) -> Syscall.IOResult in try Syscall.read(link.fd, into: raw) }
             }
             switch result {
@@ -272,7 +276,7 @@ final class RegistryLoop {
                 return
             case .success(.transferred(let count)):
                 var failure: (any Error)?
-                buffer.withUnsafeBytes { raw in
+                readBuffer.withUnsafeBytes { raw in
                     do {
                         try link.parser.feed(UnsafeRawBufferPointer(rebasing: raw[0..<count])) { handle($0) }
                     } catch {
@@ -283,7 +287,7 @@ final class RegistryLoop {
                     lostLink("NATS protocol: \(failure)")
                     return
                 }
-                if count < buffer.count { return }
+                if count < readBuffer.count { return }
             }
         }
     }
@@ -397,6 +401,8 @@ final class RegistryLoop {
 
     private func createBucket() {
         phase = .creatingBucket
+        bucketRequestedAt = now
+        pending = pending.filter { if case .bucket = $0.value { return false } else { return true } }
         ask(bucket.streamCreateSubject, payload: bucket.streamCreateRequest(), .bucket)
     }
 
@@ -567,6 +573,12 @@ final class RegistryLoop {
 
     private func accept(_ request: RegistryRequest) {
         guard !request.isAnswered else { return }
+        if case .members(let roomIDs) = request.operation {
+            // Needs only the connection, not the bucket; without it, say what is known now
+            // rather than keep a count waiting.
+            guard link.isConnected else { return request.answer(.members([:], answered: [])) }
+            return askForMembers(request, roomIDs: roomIDs)
+        }
         guard phase == .ready else {
             waiting.append(request)
             return
@@ -589,8 +601,8 @@ final class RegistryLoop {
             } else {
                 ask(subject, headers: KVBucketConfiguration.deleteHeaders, payload: [], .metadata(request))
             }
-        case .members(let roomIDs):
-            askForMembers(request, roomIDs: roomIDs)
+        case .members:
+            break  // asked above
         }
     }
 

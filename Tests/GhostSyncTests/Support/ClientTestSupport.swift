@@ -28,10 +28,10 @@ func within<T: Sendable>(_ timeout: Duration, _ what: String, _ body: @escaping 
 
 /// Waits until `condition` holds (checked every millisecond), or fails after `timeout`.
 /// For server state that has no event to await (a join finished on another worker).
-func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+func eventually(timeout: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while !condition() {
-        if ContinuousClock.now > deadline { throw TimedOut(what: "a condition") }
+        if ContinuousClock.now > deadline { throw TimedOut(what: "the condition at \(sourceLocation.fileName):\(sourceLocation.line)") }
         try await Task.sleep(for: .milliseconds(1))
     }
 }
