@@ -45,6 +45,49 @@ extension Relay {
             }
         }
 
+        /// As `make cluster-demo` starts them: the first relay creates the replicated bucket and
+        /// at once writes to it, before JetStream has elected the stream's leader (a 503).
+        @Test func relaysStartingTogetherOnAFreshJetStreamClusterShareTheirRooms() async throws {
+            let servers = try NATSCluster.start(size: 3, jetStream: true, waitForJetStream: false)
+            defer { servers.stop() }
+            var cluster = ClusterConfiguration(servers: servers.servers.map(\.clientURL), nodeName: "a")
+            cluster.registryReplicas = 3
+            cluster.heartbeatInterval = .milliseconds(100)
+            let first = cluster
+            cluster.nodeName = "b"
+            let second = cluster
+            async let a = ShardedServer.builder().bind("127.0.0.1:0").workers(1).cluster(first).build().run()
+            async let b = ShardedServer.builder().bind("127.0.0.1:0").workers(1).cluster(second).build().run()
+            let relays = try await [a, b]
+            for relay in relays { for room in ["lobby", "duel"] { try relay.ensureRoom(room) } }
+            try await eventually { relays.allSatisfy { $0.roomIDs == ["duel", "lobby"] } }
+            for relay in relays { await relay.shutdown() }
+        }
+
+        /// A write the bucket's stream cannot take yet (a 503: no leader, or no stream, as right
+        /// after a replicated bucket is created) is sent again until the deadline, not failed.
+        @Test func aWriteWithNoStreamToTakeItIsRetriedUntilTheStreamIsBack() async throws {
+            let nats = try NATSServerProcess.start(jetStream: true)
+            defer { nats.stop() }
+            try await withCluster(["a"], over: [nats.clientURL], configure: { $0.registryTimeout = .seconds(10) }) { relays in
+                let admin = try NATSTestClient(port: nats.port)
+                let bucket = try KVBucketConfiguration(bucket: "ghost_rooms")
+                _ = try admin.request(bucket.streamDeleteSubject)
+                let outcome = Mutex<Result<Void, ServerError>?>(nil)
+                let thread = try NativeThread.start {
+                    let result = Result { () throws(ServerError) in try relays[0].createRoom("arena") }
+                    outcome.withLock { $0 = result }
+                }
+                // The write meets no stream (503) at least once before the stream is back.
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(outcome.withLock { $0 } == nil)
+                _ = try admin.request(bucket.streamCreateSubject, bucket.streamCreateRequest())
+                pthread_join(thread, nil)
+                #expect(outcome.withLock { $0.map { (try? $0.get()) != nil } } == true, "\(String(describing: outcome.withLock { $0 }))")
+                #expect(relays[0].roomExists("arena"))
+            }
+        }
+
         @Test func twoRelaysCreatingTheSameRoomAtOnceOneWins() async throws {
             let nats = try NATSServerProcess.start(jetStream: true)
             defer { nats.stop() }

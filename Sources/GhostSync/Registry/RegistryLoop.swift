@@ -90,6 +90,8 @@ final class RegistryLoop {
     /// Requests that came while the registry was not ready; sent once it is (or answered at
     /// their deadline).
     private var waiting: [RegistryRequest] = []
+    /// Requests to send again shortly (`retrySoon`).
+    private var delayed: [(at: Int64, request: RegistryRequest)] = []
 
     private var repliesSubscription: UInt64?
     private var membersSubscription: UInt64?
@@ -203,6 +205,11 @@ final class RegistryLoop {
             }
         }
         expireRequests()
+        if !delayed.isEmpty, phase == .ready {
+            let due = delayed.filter { $0.at <= now }
+            delayed.removeAll { $0.at <= now }
+            for entry in due { accept(entry.request) }
+        }
     }
 
     private func expireRequests() {
@@ -211,6 +218,11 @@ final class RegistryLoop {
         waiting.removeAll { request in
             guard request.deadline <= now else { return false }
             request.answer(.unavailable("not connected to the registry within \(timeout) (\(problem)); nothing was changed"))
+            return true
+        }
+        delayed.removeAll { entry in
+            guard entry.request.deadline <= now else { return false }
+            entry.request.answer(.unavailable("the registry's stream had no leader within \(timeout) (JetStream electing one); nothing was changed"))
             return true
         }
         // Sent, but unanswered: the write may still land (as with any request over a network).
@@ -362,6 +374,8 @@ final class RegistryLoop {
             }
         }
         pending.removeAll()
+        waiting += delayed.map(\.request)
+        delayed.removeAll()
         if !keepWaiting {
             for request in waiting { request.answer(.unavailable(why)) }
             waiting.removeAll()
@@ -645,6 +659,8 @@ final class RegistryLoop {
                 ask(subject, payload: [], .createCheck(request, roomID: roomID, attempt: attempt + 1))
             case .failure(.api(let error)) where error.errorCode == JetStreamAPIError.wrongLastSequence:
                 request.answer(.alreadyExists)
+            case .failure(.noResponders):
+                retrySoon(request)
             case .failure(let error):
                 request.answer(.unavailable("\(error)"))
             }
@@ -668,6 +684,8 @@ final class RegistryLoop {
                 request.answer(.deleted)
             case .failure(.api(let error)) where error.errorCode == JetStreamAPIError.wrongLastSequence:
                 request.answer(.notFound)  // deleted (or deleted and created again) elsewhere first
+            case .failure(.noResponders):
+                retrySoon(request)
             case .failure(let error):
                 request.answer(.unavailable("\(error)"))
             }
@@ -679,12 +697,21 @@ final class RegistryLoop {
                 let operation: KVEntry.Operation = value == nil ? .delete : .put
                 apply(KVEntry(key: key, value: Array((value ?? "").utf8), operation: operation, revision: ack.sequence), announce: false)
                 request.answer(.metadataSet)
+            case .failure(.noResponders):
+                retrySoon(request)
             case .failure(let error):
                 request.answer(.unavailable("\(error)"))
             }
         case .members:
             break
         }
+    }
+
+    /// The bucket's stream had no leader to take the write (503: right after the bucket was
+    /// created, or during an election): nothing was written; send it again in 200 ms, until
+    /// the request's deadline.
+    private func retrySoon(_ request: RegistryRequest) {
+        delayed.append((at: now + 200, request: request))
     }
 
     /// A deleted room's metadata would never be read again (keys carry the room's revision):

@@ -229,13 +229,15 @@ final class NATSCluster {
 
     var clientPorts: [UInt16] { servers.map(\.port) }
 
-    static func start(size: Int = 3, jetStream: Bool = true, name: String = "relay", pingInterval: String = "1s", timeout: Duration = .seconds(30)) throws -> NATSCluster {
+    /// `waitForJetStream` false: return once the routes are up, before JetStream has elected
+    /// its meta leader (as `make cluster-demo` starts its relays).
+    static func start(size: Int = 3, jetStream: Bool = true, waitForJetStream: Bool = true, name: String = "relay", pingInterval: String = "1s", timeout: Duration = .seconds(30)) throws -> NATSCluster {
         var lastError: Error?
         for _ in 0..<3 {
             let cluster = try NATSCluster(size: size, jetStream: jetStream, name: name, pingInterval: pingInterval)
             do {
                 for server in cluster.servers { try server.start(timeout: timeout) }
-                try cluster.waitUntilFormed(timeout: timeout)
+                try cluster.waitUntilFormed(timeout: timeout, jetStream: jetStream && waitForJetStream)
                 return cluster
             } catch {
                 lastError = error
@@ -294,7 +296,8 @@ final class NATSCluster {
     /// all of them name the same metadata leader. Monitoring endpoints are polled (another
     /// process's state has no event to await), between polls waiting at most 50 ms for the
     /// next log line of any node.
-    func waitUntilFormed(timeout: Duration = .seconds(30)) throws {
+    func waitUntilFormed(timeout: Duration = .seconds(30), jetStream: Bool? = nil) throws {
+        let jetStream = jetStream ?? self.jetStream
         let deadline = ContinuousClock.now + timeout
         let running = servers.filter { $0.pid != nil }
         var lastState = ""
