@@ -58,6 +58,10 @@ final class RegistryLoop {
     private var phase = Phase.idle
     private var retryAt: Int64 = 0
     private var bucketRequestedAt: Int64 = 0
+    private var watchRequestedAt: Int64 = 0
+    private var watchConsumerAnswered = false
+    /// How long a JetStream API request (bucket, watch) may go unanswered before it is sent again.
+    private static let apiRetryMilliseconds: Int64 = 1000
     private var nextPingAt: Int64 = 0
 
     private enum Pending {
@@ -197,8 +201,14 @@ final class RegistryLoop {
             }
             if phase == .idle, now >= retryAt { createBucket() }
             // JetStream may lose a request while it elects a leader (a server of its cluster
-            // just died): ask again rather than wait for an answer that will not come.
-            if phase == .creatingBucket, now - bucketRequestedAt > 3000 { restart("no answer to the bucket request") }
+            // just died): ask again rather than wait for an answer that will not come. Both
+            // requests are idempotent (an unused watch consumer is removed by the server).
+            if phase == .creatingBucket, now - bucketRequestedAt > Self.apiRetryMilliseconds {
+                restart("no answer to the bucket request")
+            }
+            if phase == .loading, !watchConsumerAnswered, now - watchRequestedAt > Self.apiRetryMilliseconds {
+                restart("no answer to the watch request")
+            }
             if phase == .ready || phase == .loading, watchSubscription != nil,
                now - watchHeardAt > 4 * Self.watchHeartbeat.wholeMilliseconds {
                 restart("the watch went silent")
@@ -458,6 +468,8 @@ final class RegistryLoop {
         watchSubscription = subscription
         watchConsumerSequence = 0
         watchHeardAt = now
+        watchRequestedAt = now
+        watchConsumerAnswered = false
         snapshotKeys.removeAll()
         phase = .loading
         let deliverSubject = "\(inbox).w.\(watchGeneration)"
@@ -471,9 +483,11 @@ final class RegistryLoop {
     }
 
     private func consumerReady(_ message: NATSMessage, generation: UInt64) {
-        guard generation == watchGeneration, phase == .loading else { return }
+        guard generation == watchGeneration, phase == .loading || phase == .ready else { return }
+        watchConsumerAnswered = true
         switch JetStreamResponse.consumer(message) {
         case .success(let info):
+            guard phase == .loading else { return }  // the entries came first and finished the snapshot
             watchHeardAt = now
             if info.pending == 0 && watchConsumerSequence == 0 { finishSnapshot() }
         case .failure(let error):
