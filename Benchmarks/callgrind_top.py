@@ -23,6 +23,7 @@ current = None
 callee = None
 after_calls = False
 total = 0
+positions = 1  # columns before the cost on a cost line ("positions: instr line" makes it 2)
 name_re = re.compile(r"^\((\d+)\)(?: (.*))?$")
 
 
@@ -40,7 +41,9 @@ for line in open(path, errors="replace"):
     line = line.rstrip("\n")
     if not line:
         continue
-    if line.startswith("fn="):
+    if line.startswith("positions:"):
+        positions = len(line.split()) - 1
+    elif line.startswith("fn="):
         current = resolve(line[3:])
         after_calls = False
     elif line.startswith("cfn="):
@@ -49,9 +52,9 @@ for line in open(path, errors="replace"):
         after_calls = True
     elif line[0].isdigit() or line[0] in "+-*":
         parts = line.split()
-        if len(parts) < 2:
+        if len(parts) <= positions:
             continue
-        cost = int(parts[1])
+        cost = int(parts[positions])
         if after_calls:
             if callee == current:
                 self_calls[current] += cost

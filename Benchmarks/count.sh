@@ -11,8 +11,15 @@
 # in, reads, writes, loop iterations) cover the same loop iterations. Pings and idle timers are
 # pushed out of the window (--ping-interval/--idle-timeout 1h).
 #
-#   Benchmarks/count.sh                  # both runs: callgrind, then strace
-#   MODE=callgrind Benchmarks/count.sh   # or MODE=strace
+#   Benchmarks/count.sh                  # callgrind, then native
+#   MODE=callgrind Benchmarks/count.sh   # or MODE=native, MODE=strace, MODE=all
+#
+# callgrind: user-space instructions per delivery and the top functions (the relay runs ~50x
+# slower under valgrind, so it batches more than at full speed: frames per write are printed
+# beside each figure). native: the relay at full speed; syscalls (tracepoints) and mallocs
+# (uprobes) per delivery from `perf stat`. strace: the same syscall counts as strace -c -f sees
+# them (slowed by ptrace, so batching is again larger).
+#   CALLGRIND_ARGS=--dump-instr=yes (cost per instruction address, for a look at the hot loops)
 #   WINDOW=10 CLIENTS=100 ROOMS=10 INFLIGHT=8 PAYLOAD=64 RELAY_BIN=path Benchmarks/count.sh
 #
 # Writes to $OUT_DIR (default .build/count): summary.txt (the figures), callgrind.out.* (open
@@ -122,7 +129,8 @@ PY
 
 run_callgrind() {
   echo "== callgrind: instructions per delivery (S3 shape: $CLIENTS clients, $ROOMS rooms, $INFLIGHT in flight, $PAYLOAD B, $TRANSPORT)"
-  start_relay valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$OUT_DIR/callgrind.out.%p"
+  # shellcheck disable=SC2086
+  start_relay valgrind --tool=callgrind --separate-threads=yes ${CALLGRIND_ARGS:-} --callgrind-out-file="$OUT_DIR/callgrind.out.%p"
   start_load
   quiesce
   callgrind_control -z "$RELAY" >/dev/null
@@ -188,11 +196,55 @@ for calls, name in rows[:8]:
 PY
 }
 
+# Native: the relay at full speed (its batching as in a real run), syscalls by tracepoint and
+# mallocs by uprobe, counted with `perf stat` over the same exact window. The malloc probes are
+# added if missing and removed again if this run added them.
+run_native() {
+  echo "== native (perf stat tracepoints and uprobes): syscalls and mallocs per delivery"
+  local libc added=""
+  libc=$(ldd "$BIN" | awk '/libc.so.6/ { print $3 }')
+  for fn in malloc posix_memalign; do
+    if ! perf probe -l 2>/dev/null | grep -q "probe_libc:$fn "; then
+      perf probe -q -x "$libc" --add "$fn" && added="$added $fn"
+    fi
+  done
+  start_relay
+  start_load
+  quiesce
+  local events=raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_sendmsg,syscalls:sys_enter_sendto
+  events=$events,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_ctl
+  events=$events,probe_libc:malloc,probe_libc:posix_memalign
+  perf stat -x, -e "$events" -p "$RELAY" -o "$OUT_DIR/perf-stat.txt" &
+  TRACER=$!
+  sleep 1
+  local before after
+  before=$(snapshot)
+  kill -CONT "$LOAD"
+  sleep "$WINDOW"
+  quiesce
+  after=$(snapshot)
+  kill -INT "$TRACER"; wait "$TRACER" 2>/dev/null || true; TRACER=""
+  ratios "$before" "$after"
+  stop_all
+  for fn in $added; do perf probe -q --del "probe_libc:$fn" || true; done
+  python3 - "$OUT_DIR/perf-stat.txt" "$DELIVERIES" <<'PY'
+import sys
+path, d = sys.argv[1], int(sys.argv[2])
+for line in open(path):
+    parts = line.strip().split(",")
+    if len(parts) < 3 or not parts[0].strip().isdigit():
+        continue
+    print(f"    {parts[2]:34s} {int(parts[0]):9d}  {int(parts[0]) / d:.4f} per delivery")
+PY
+}
+
 {
   case "$MODE" in
     callgrind) run_callgrind ;;
     strace) run_strace ;;
-    both) run_callgrind; run_strace ;;
-    *) echo "MODE is callgrind, strace or both" >&2; exit 64 ;;
+    native) run_native ;;
+    both) run_callgrind; run_native ;;
+    all) run_callgrind; run_native; run_strace ;;
+    *) echo "MODE is callgrind, native, strace, both (callgrind and native) or all" >&2; exit 64 ;;
   esac
 } | tee "$OUT_DIR/summary.txt"
