@@ -83,4 +83,35 @@ import Testing
         #expect(unsent(&outbox) == [8, 9, 9])
         #expect(outbox.takeUnsentBytes() == [8, 9, 9])
     }
+
+    /// Issue 14, S3: a drained ring keeps its storage for the next burst (no grow and free per
+    /// flush); the liveness timer's `releaseSpareStorage` gives back what is over 64 slots.
+    @Test func drainedRingKeepsStorageUntilReleased() {
+        var outbox = Outbox()
+        for value in 0..<100 {
+            let shared = frame([UInt8(value)])
+            outbox.append(shared)
+            shared.release()
+        }
+        #expect(outbox.allocatedSlots == 128)
+        outbox.consume(100)
+        let empty1 = outbox.isEmpty
+        #expect(empty1)
+        #expect(outbox.allocatedSlots == 128)
+        for value in 0..<100 {
+            let shared = frame([UInt8(value)])
+            outbox.append(shared)
+            shared.release()
+        }
+        #expect(outbox.allocatedSlots == 128)
+        outbox.releaseSpareStorage()  // not while frames are queued
+        #expect(outbox.allocatedSlots == 128)
+        outbox.consume(100)
+        outbox.releaseSpareStorage()
+        #expect(outbox.allocatedSlots == 0)
+        let shared = frame([42])
+        outbox.append(shared)
+        shared.release()
+        #expect(unsent(&outbox) == [42])
+    }
 }

@@ -5,9 +5,13 @@ import Glibc
 ///
 /// Memory: one frame fits inline (`single`), so a connection that never has two frames queued at
 /// once (an idle one, or one that is written out every iteration) allocates nothing. The second
-/// queued frame brings 16 slots; they double up to the capacity under a burst. Once drained the
-/// ring keeps up to 64 slots (512 bytes), so a busy connection does not reallocate on every
-/// burst, and gives larger storage back. Appending into existing storage allocates nothing.
+/// queued frame brings 16 slots; they double up to the capacity under a burst. A drained ring
+/// keeps its storage, so a busy connection does not reallocate on every burst (S3 queues up to
+/// 72 frames per client per iteration: with larger storage given back at every drain, as
+/// before, `grow` and `free` ran on most flushes). Storage over 64 slots (512 bytes) is given
+/// back by `releaseSpareStorage`, which the worker calls from the connection's liveness timer
+/// (every ping interval) when nothing is queued. Appending into existing storage allocates
+/// nothing.
 /// Invariant: owned by one worker at a time, like the frames it references. Without storage,
 /// `count` is 0 or 1 and `single` holds the retained frame; with storage, `storage[head...]`
 /// (wrapping) holds `count` retained frames and `single` is nil. `headOffset` bytes of the first
@@ -218,11 +222,15 @@ package struct Outbox: ~Copyable {
         head = 0
     }
 
+    @inline(__always)
     private mutating func shrinkIfDrained() {
-        guard count == 0, slots > Self.keptSlots else {
-            if count == 0 { head = 0 }
-            return
-        }
+        if count == 0 { head = 0 }
+    }
+
+    /// Gives back ring storage over 64 slots when nothing is queued (the liveness timer calls
+    /// this; a drain alone keeps the storage for the next burst).
+    package mutating func releaseSpareStorage() {
+        guard count == 0, slots > Self.keptSlots else { return }
         storage?.deallocate()
         storage = nil
         slots = 0
