@@ -66,14 +66,23 @@ package struct Outbox: ~Copyable {
     @inline(__always)
     package mutating func append(_ frame: SharedFrame) {
         frame.retain()
+        appendTakingReference(frame)
+    }
+
+    /// Queues a frame whose reference for this queue the caller has taken or takes right after
+    /// (the fan-out adds one reference per recipient in a single `SharedFrame.retain(count:)`
+    /// once its loop is done; nothing can release the frame meanwhile, since the caller holds
+    /// its own reference throughout).
+    @inline(__always)
+    package mutating func appendTakingReference(_ frame: SharedFrame) {
         if storage == nil && count == 0 {
             single = frame
             count = 1
             return
         }
         if storage == nil || count == slots { grow() }
-        storage![(head + count) & (slots - 1)] = frame
-        count += 1
+        storage![(head &+ count) & (slots &- 1)] = frame
+        queued &+= 1  // at most `channelCapacity` frames: no overflow
     }
 
     /// Fills `vectors` with the unsent bytes, oldest first; returns how many vectors and bytes.

@@ -18,6 +18,20 @@ extension Worker {
         queueFlush(connection)
     }
 
+    /// `enqueue` for the fan-out loop: the caller adds the frame's references and the
+    /// `framesQueued` count once for all recipients, so the loop does neither per recipient
+    /// (see `Outbox.appendTakingReference`). True when queued, false when dropped.
+    @inline(__always)
+    func enqueueTakingReference(_ frame: SharedFrame, to connection: Connection) -> Bool {
+        if connection.outbox.count >= channelCapacity {
+            drop(for: connection)
+            return false
+        }
+        connection.outbox.appendTakingReference(frame)
+        queueFlush(connection)
+        return true
+    }
+
     @inline(never)
     private func drop(for connection: Connection) {
         statistics[.framesDropped] += 1
