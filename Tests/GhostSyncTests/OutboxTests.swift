@@ -114,4 +114,41 @@ import Testing
         shared.release()
         #expect(unsent(&outbox) == [42])
     }
+
+    /// Issue 14: a write that took everything gathered releases the frames without a size
+    /// lookup each (`consumeWhole`); mid-frame resumption, the ring's wrap, the inline frame and
+    /// the references the frames keep in other queues are as with `consume`.
+    @Test func wholeWritesReleaseTheGatheredFrames() {
+        var outbox = Outbox()
+        var other = Outbox()
+        for round in 0..<3 {
+            for value in 0..<20 {
+                let shared = frame([UInt8(round), UInt8(value)])
+                outbox.append(shared)
+                other.append(shared)
+                shared.release()
+            }
+            outbox.consume(3)  // one and a half frames, then the rest of the first gather
+            let vectors = UnsafeMutablePointer<iovec>.allocate(capacity: 8)
+            defer { vectors.deallocate() }
+            let gathered = outbox.gather(into: vectors, limit: 8)
+            #expect(gathered.vectors == 8 && gathered.bytes == 15)
+            outbox.consumeWhole(frames: gathered.vectors)
+            #expect(outbox.count == 11)
+            #expect(unsent(&outbox) == (9..<20).flatMap { [UInt8(round), UInt8($0)] })
+            outbox.consumeWhole(frames: 11)
+            let empty2 = outbox.isEmpty
+            #expect(empty2)
+        }
+        #expect(other.count == 60)
+        #expect(other.takeUnsentBytes() == (0..<3).flatMap { round in (0..<20).flatMap { [UInt8(round), UInt8($0)] } })
+        var inline = Outbox()
+        let shared = frame([5])
+        inline.append(shared)
+        shared.release()
+        #expect(inline.allocatedSlots == 0)
+        inline.consumeWhole(frames: 1)
+        let empty3 = inline.isEmpty
+        #expect(empty3)
+    }
 }

@@ -154,6 +154,30 @@ package struct Outbox: ~Copyable {
         consume(written) { $0.count }
     }
 
+    /// Records that the first `frames` queued frames went out whole (a write that took every
+    /// byte `gather` offered: `frames` is its vector count), releasing them. The common case of
+    /// `consume`, without a size lookup and a comparison per frame, and with the ring's
+    /// position kept in registers instead of written back per frame.
+    @inline(__always)
+    package mutating func consumeWhole(frames: Int) {
+        headOffset = 0
+        guard let storage else {
+            // No ring: at most one frame, held inline.
+            single!.release()
+            single = nil
+            count = 0
+            return
+        }
+        let mask = slots &- 1
+        var index = head
+        for _ in 0..<frames {
+            storage[index].release()
+            index = (index &+ 1) & mask
+        }
+        count = count &- frames  // `frames` ≤ `count`: gathered from this queue
+        head = count == 0 ? 0 : index
+    }
+
     /// `consume` for bytes gathered by `gatherWebSocket`.
     package mutating func consumeWebSocket(_ written: Int) {
         consume(written, wireSize: Self.webSocketWireSize(of:))

@@ -100,7 +100,13 @@ extension Worker {
             statistics[.writeCalls] += 1
             guard case .transferred(let written) = result else { break }
             statistics[.bytesWritten] += written
-            if isWebSocket { connection.outbox.consumeWebSocket(written) } else { connection.outbox.consume(written) }
+            if isWebSocket {
+                connection.outbox.consumeWebSocket(written)
+            } else if written == gathered.bytes {
+                connection.outbox.consumeWhole(frames: gathered.vectors)
+            } else {
+                connection.outbox.consume(written)
+            }
             if written < gathered.bytes { break }  // socket buffer full
         }
         // A WebSocket port's answer to a plain request: the connection ends once it is out.
