@@ -86,15 +86,31 @@ package struct Outbox: ~Copyable {
     }
 
     /// Fills `vectors` with the unsent bytes, oldest first; returns how many vectors and bytes.
+    /// The ring case walks the slots with its position in a register and no per-frame branch;
+    /// the head frame's written part is taken off afterwards.
     @inline(__always)
     package func gather(into vectors: UnsafeMutablePointer<iovec>, limit: Int) -> (vectors: Int, bytes: Int) {
         let used = min(count, limit)
+        guard used > 0 else { return (0, 0) }
+        guard let storage else {
+            let frame = single!
+            vectors[0] = iovec(iov_base: frame.bytes + headOffset, iov_len: frame.count - headOffset)
+            return (1, frame.count - headOffset)
+        }
+        let mask = slots &- 1
+        var index = head
         var total = 0
-        for index in 0..<used {
-            let frame = frame(at: index)
-            let skip = index == 0 ? headOffset : 0
-            vectors[index] = iovec(iov_base: frame.bytes + skip, iov_len: frame.count - skip)
-            total += frame.count - skip
+        for slot in 0..<used {
+            let frame = storage[index]
+            let length = frame.count
+            vectors[slot] = iovec(iov_base: frame.bytes, iov_len: length)
+            total &+= length  // at most IOV_MAX frames of a bounded size
+            index = (index &+ 1) & mask
+        }
+        if headOffset > 0 {
+            vectors[0].iov_base += headOffset
+            vectors[0].iov_len -= headOffset
+            total -= headOffset
         }
         return (used, total)
     }
