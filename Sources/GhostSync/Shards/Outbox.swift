@@ -75,14 +75,26 @@ package struct Outbox: ~Copyable {
     /// its own reference throughout).
     @inline(__always)
     package mutating func appendTakingReference(_ frame: SharedFrame) {
+        // One comparison for the common case: `queued < slotCount` implies storage (without
+        // it `slotCount` is 0). 32-bit index arithmetic, as the fields are.
+        if queued < slotCount {
+            storage.unsafelyUnwrapped[Int((headIndex &+ queued) & (slotCount &- 1))] = frame
+            queued &+= 1  // at most `channelCapacity` frames: no overflow
+            return
+        }
+        appendGrowing(frame)
+    }
+
+    @inline(never)
+    private mutating func appendGrowing(_ frame: SharedFrame) {
         if storage == nil && count == 0 {
             single = frame
             count = 1
             return
         }
-        if storage == nil || count == slots { grow() }
+        grow()
         storage![(head &+ count) & (slots &- 1)] = frame
-        queued &+= 1  // at most `channelCapacity` frames: no overflow
+        queued &+= 1
     }
 
     /// Fills `vectors` with the unsent bytes, oldest first; returns how many vectors and bytes.
