@@ -132,8 +132,9 @@ package struct Outbox: ~Copyable {
     /// payload length alone) and then its payload without the TCP length prefix. So one
     /// encoded frame serves both transports, and nothing is copied per recipient. A verbatim
     /// frame goes out as it is. `headOffset` counts bytes of the head frame's wire form.
+    /// `frames`: how many frames the vectors hold (a relay frame takes two, header and payload).
     @inline(__always)
-    package func gatherWebSocket(into vectors: UnsafeMutablePointer<iovec>, headers: UnsafeMutableRawPointer, limit: Int) -> (vectors: Int, bytes: Int) {
+    package func gatherWebSocket(into vectors: UnsafeMutablePointer<iovec>, headers: UnsafeMutableRawPointer, limit: Int) -> (vectors: Int, bytes: Int, frames: Int) {
         var used = 0
         var total = 0
         var index = 0
@@ -162,7 +163,7 @@ package struct Outbox: ~Copyable {
             }
             index += 1
         }
-        return (used, total)
+        return (used, total, index)
     }
 
     /// Bytes per frame `gatherWebSocket` may write into its `headers` scratch.
@@ -183,7 +184,8 @@ package struct Outbox: ~Copyable {
     }
 
     /// Records that the first `frames` queued frames went out whole (a write that took every
-    /// byte `gather` offered: `frames` is its vector count), releasing them. The common case of
+    /// byte `gather` or `gatherWebSocket` offered: `frames` is the number they gathered),
+    /// releasing them. The common case of
     /// `consume`, without a size lookup and a comparison per frame, and with the ring's
     /// position kept in registers instead of written back per frame.
     @inline(__always)

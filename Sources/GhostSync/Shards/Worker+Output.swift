@@ -87,9 +87,13 @@ extension Worker {
         assertOwner(of: connection)
         let isWebSocket = connection.isWebSocket
         while !connection.outbox.isEmpty {
-            let gathered = isWebSocket
-                ? connection.outbox.gatherWebSocket(into: vectors, headers: webSocketHeaders, limit: Int(gs_IOV_MAX))
-                : connection.outbox.gather(into: vectors, limit: Int(gs_IOV_MAX))
+            let gathered: (vectors: Int, bytes: Int, frames: Int)
+            if isWebSocket {
+                gathered = connection.outbox.gatherWebSocket(into: vectors, headers: webSocketHeaders, limit: Int(gs_IOV_MAX))
+            } else {
+                let tcp = connection.outbox.gather(into: vectors, limit: Int(gs_IOV_MAX))
+                gathered = (tcp.vectors, tcp.bytes, tcp.vectors)
+            }
             let result: Syscall.IOResult
             do {
                 result = try Syscall.writev(connection.fd, vectors, count: gathered.vectors)
@@ -100,10 +104,10 @@ extension Worker {
             statistics[.writeCalls] += 1
             guard case .transferred(let written) = result else { break }
             statistics[.bytesWritten] += written
-            if isWebSocket {
+            if written == gathered.bytes {
+                connection.outbox.consumeWhole(frames: gathered.frames)
+            } else if isWebSocket {
                 connection.outbox.consumeWebSocket(written)
-            } else if written == gathered.bytes {
-                connection.outbox.consumeWhole(frames: gathered.vectors)
             } else {
                 connection.outbox.consume(written)
             }
