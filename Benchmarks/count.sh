@@ -16,8 +16,8 @@
 #
 # callgrind: user-space instructions per delivery and the top functions (the relay runs ~50x
 # slower under valgrind, so it batches more than at full speed: frames per write are printed
-# beside each figure). native: the relay at full speed; syscalls (tracepoints) and mallocs
-# (uprobes) per delivery from `perf stat`. strace: the same syscall counts as strace -c -f sees
+# beside each figure). native: the relay at full speed; syscalls (tracepoints) and, with
+# MALLOCS=1, mallocs (uprobes) per delivery from `perf stat`. strace: the same syscall counts as strace -c -f sees
 # them (slowed by ptrace, so batching is again larger).
 #   CALLGRIND_ARGS=--dump-instr=yes (cost per instruction address, for a look at the hot loops)
 #   WINDOW=10 CLIENTS=100 ROOMS=10 INFLIGHT=8 PAYLOAD=64 RELAY_BIN=path Benchmarks/count.sh
@@ -196,14 +196,15 @@ for calls, name in rows[:8]:
 PY
 }
 
-# Native: the relay at full speed (its batching as in a real run), syscalls by tracepoint and
-# mallocs by uprobe, counted with `perf stat` over the same exact window. The malloc probes are
-# added if missing and removed again if this run added them.
+# Native: the relay at full speed (its batching as in a real run), syscalls by tracepoint and,
+# with MALLOCS=1, mallocs by uprobe, counted with `perf stat` over the same exact window. The
+# malloc probes are added if missing and removed again if this run added them.
 run_native() {
   echo "== native (perf stat tracepoints and uprobes): syscalls and mallocs per delivery"
   local libc added=""
   libc=$(ldd "$BIN" | awk '/libc.so.6/ { print $3 }')
   for fn in malloc posix_memalign; do
+    [ "${MALLOCS:-0}" = 1 ] || break
     if ! perf probe -l 2>/dev/null | grep -q "probe_libc:$fn "; then
       perf probe -q -x "$libc" --add "$fn" && added="$added $fn"
     fi
@@ -213,7 +214,9 @@ run_native() {
   quiesce
   local events=raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_sendmsg,syscalls:sys_enter_sendto
   events=$events,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_ctl
-  events=$events,probe_libc:malloc,probe_libc:posix_memalign
+  # A uprobe hit costs microseconds: with mallocs on the relay path they slow it down enough to
+  # change its batching, so they are counted only when asked (MALLOCS=1), in a run of their own.
+  [ "${MALLOCS:-0}" = 1 ] && events=$events,probe_libc:malloc,probe_libc:posix_memalign
   perf stat -x, -e "$events" -p "$RELAY" -o "$OUT_DIR/perf-stat.txt" &
   TRACER=$!
   sleep 1
