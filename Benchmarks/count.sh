@@ -242,6 +242,9 @@ PY
 }
 
 {
+  # The runs happen in this pipeline's subshell, which does not inherit the EXIT trap: without
+  # its own, a reader that stops early (| head) would leave the relay running.
+  trap cleanup EXIT
   case "$MODE" in
     callgrind) run_callgrind ;;
     strace) run_strace ;;
