@@ -70,6 +70,12 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "GhostSyncExample", dependencies: ["GhostSync"]),
+        // The relay behind a synchronous main, for Benchmarks/count.sh (valgrind; see its main.swift).
+        .executableTarget(
+            name: "ghost-sync-count-relay",
+            dependencies: ["GhostSync", "GhostSyncRelay", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/CountRelay"
+        ),
         .executableTarget(name: "GhostSyncClientExample", dependencies: ["GhostSync"]),
         .testTarget(name: "GhostSyncTests", dependencies: ["GhostSync", "GhostSyncRelay", "GhostSyncBench", "CGhostSyncShims"]),
     ],

@@ -5,9 +5,13 @@ import Glibc
 ///
 /// Memory: one frame fits inline (`single`), so a connection that never has two frames queued at
 /// once (an idle one, or one that is written out every iteration) allocates nothing. The second
-/// queued frame brings 16 slots; they double up to the capacity under a burst. Once drained the
-/// ring keeps up to 64 slots (512 bytes), so a busy connection does not reallocate on every
-/// burst, and gives larger storage back. Appending into existing storage allocates nothing.
+/// queued frame brings 16 slots; they double up to the capacity under a burst. A drained ring
+/// keeps its storage, so a busy connection does not reallocate on every burst (S3 queues up to
+/// 72 frames per client per iteration: with larger storage given back at every drain, as
+/// before, `grow` and `free` ran on most flushes). Storage over 64 slots (512 bytes) is given
+/// back by `releaseSpareStorage`, which the worker calls from the connection's liveness timer
+/// (every ping interval) when nothing is queued. Appending into existing storage allocates
+/// nothing.
 /// Invariant: owned by one worker at a time, like the frames it references. Without storage,
 /// `count` is 0 or 1 and `single` holds the retained frame; with storage, `storage[head...]`
 /// (wrapping) holds `count` retained frames and `single` is nil. `headOffset` bytes of the first
@@ -62,26 +66,63 @@ package struct Outbox: ~Copyable {
     @inline(__always)
     package mutating func append(_ frame: SharedFrame) {
         frame.retain()
+        appendTakingReference(frame)
+    }
+
+    /// Queues a frame whose reference for this queue the caller has taken or takes right after
+    /// (the fan-out adds one reference per recipient in a single `SharedFrame.retain(count:)`
+    /// once its loop is done; nothing can release the frame meanwhile, since the caller holds
+    /// its own reference throughout).
+    @inline(__always)
+    package mutating func appendTakingReference(_ frame: SharedFrame) {
+        // One comparison for the common case: `queued < slotCount` implies storage (without
+        // it `slotCount` is 0). 32-bit index arithmetic, as the fields are.
+        if queued < slotCount {
+            storage.unsafelyUnwrapped[Int((headIndex &+ queued) & (slotCount &- 1))] = frame
+            queued &+= 1  // at most `channelCapacity` frames: no overflow
+            return
+        }
+        appendGrowing(frame)
+    }
+
+    @inline(never)
+    private mutating func appendGrowing(_ frame: SharedFrame) {
         if storage == nil && count == 0 {
             single = frame
             count = 1
             return
         }
-        if storage == nil || count == slots { grow() }
-        storage![(head + count) & (slots - 1)] = frame
-        count += 1
+        grow()
+        storage![(head &+ count) & (slots &- 1)] = frame
+        queued &+= 1
     }
 
     /// Fills `vectors` with the unsent bytes, oldest first; returns how many vectors and bytes.
+    /// The ring case walks the slots with its position in a register and no per-frame branch;
+    /// the head frame's written part is taken off afterwards.
     @inline(__always)
     package func gather(into vectors: UnsafeMutablePointer<iovec>, limit: Int) -> (vectors: Int, bytes: Int) {
         let used = min(count, limit)
+        guard used > 0 else { return (0, 0) }
+        guard let storage else {
+            let frame = single!
+            vectors[0] = iovec(iov_base: frame.bytes + headOffset, iov_len: frame.count - headOffset)
+            return (1, frame.count - headOffset)
+        }
+        let mask = slots &- 1
+        var index = head
         var total = 0
-        for index in 0..<used {
-            let frame = frame(at: index)
-            let skip = index == 0 ? headOffset : 0
-            vectors[index] = iovec(iov_base: frame.bytes + skip, iov_len: frame.count - skip)
-            total += frame.count - skip
+        for slot in 0..<used {
+            let frame = storage[index]
+            let length = frame.count
+            vectors[slot] = iovec(iov_base: frame.bytes, iov_len: length)
+            total &+= length  // at most IOV_MAX frames of a bounded size
+            index = (index &+ 1) & mask
+        }
+        if headOffset > 0 {
+            vectors[0].iov_base += headOffset
+            vectors[0].iov_len -= headOffset
+            total -= headOffset
         }
         return (used, total)
     }
@@ -91,8 +132,9 @@ package struct Outbox: ~Copyable {
     /// payload length alone) and then its payload without the TCP length prefix. So one
     /// encoded frame serves both transports, and nothing is copied per recipient. A verbatim
     /// frame goes out as it is. `headOffset` counts bytes of the head frame's wire form.
+    /// `frames`: how many frames the vectors hold (a relay frame takes two, header and payload).
     @inline(__always)
-    package func gatherWebSocket(into vectors: UnsafeMutablePointer<iovec>, headers: UnsafeMutableRawPointer, limit: Int) -> (vectors: Int, bytes: Int) {
+    package func gatherWebSocket(into vectors: UnsafeMutablePointer<iovec>, headers: UnsafeMutableRawPointer, limit: Int) -> (vectors: Int, bytes: Int, frames: Int) {
         var used = 0
         var total = 0
         var index = 0
@@ -121,7 +163,7 @@ package struct Outbox: ~Copyable {
             }
             index += 1
         }
-        return (used, total)
+        return (used, total, index)
     }
 
     /// Bytes per frame `gatherWebSocket` may write into its `headers` scratch.
@@ -139,6 +181,31 @@ package struct Outbox: ~Copyable {
     @inline(__always)
     package mutating func consume(_ written: Int) {
         consume(written) { $0.count }
+    }
+
+    /// Records that the first `frames` queued frames went out whole (a write that took every
+    /// byte `gather` or `gatherWebSocket` offered: `frames` is the number they gathered),
+    /// releasing them. The common case of
+    /// `consume`, without a size lookup and a comparison per frame, and with the ring's
+    /// position kept in registers instead of written back per frame.
+    @inline(__always)
+    package mutating func consumeWhole(frames: Int) {
+        headOffset = 0
+        guard let storage else {
+            // No ring: at most one frame, held inline.
+            single!.release()
+            single = nil
+            count = 0
+            return
+        }
+        let mask = slots &- 1
+        var index = head
+        for _ in 0..<frames {
+            storage[index].release()
+            index = (index &+ 1) & mask
+        }
+        count = count &- frames  // `frames` ≤ `count`: gathered from this queue
+        head = count == 0 ? 0 : index
     }
 
     /// `consume` for bytes gathered by `gatherWebSocket`.
@@ -218,11 +285,15 @@ package struct Outbox: ~Copyable {
         head = 0
     }
 
+    @inline(__always)
     private mutating func shrinkIfDrained() {
-        guard count == 0, slots > Self.keptSlots else {
-            if count == 0 { head = 0 }
-            return
-        }
+        if count == 0 { head = 0 }
+    }
+
+    /// Gives back ring storage over 64 slots when nothing is queued (the liveness timer calls
+    /// this; a drain alone keeps the storage for the next burst).
+    package mutating func releaseSpareStorage() {
+        guard count == 0, slots > Self.keptSlots else { return }
         storage?.deallocate()
         storage = nil
         slots = 0

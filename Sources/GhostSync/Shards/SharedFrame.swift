@@ -89,8 +89,16 @@ package struct SharedFrame {
         header.pointee.references += 1
     }
 
+    /// Adds `count` references at once (one per recipient of a fan-out).
+    @inline(__always)
+    package func retain(count: Int) {
+        header.pointee.references += count
+    }
+
+    @inline(__always)
     package func release() {
-        header.pointee.references -= 1
+        // Never below zero: every release pairs with a reference held.
+        header.pointee.references &-= 1
         guard header.pointee.references == 0 else { return }
         if let pool = header.pointee.pool {
             Unmanaged<FramePool>.fromOpaque(pool)._withUnsafeGuaranteedRef { $0.recycle(header) }

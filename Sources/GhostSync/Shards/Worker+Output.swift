@@ -18,6 +18,20 @@ extension Worker {
         queueFlush(connection)
     }
 
+    /// `enqueue` for the fan-out loop: the caller adds the frame's references and the
+    /// `framesQueued` count once for all recipients, so the loop does neither per recipient
+    /// (see `Outbox.appendTakingReference`). True when queued, false when dropped.
+    @inline(__always)
+    func enqueueTakingReference(_ frame: SharedFrame, to connection: Connection) -> Bool {
+        if connection.outbox.count >= channelCapacity {
+            drop(for: connection)
+            return false
+        }
+        connection.outbox.appendTakingReference(frame)
+        queueFlush(connection)
+        return true
+    }
+
     @inline(never)
     private func drop(for connection: Connection) {
         statistics[.framesDropped] += 1
@@ -73,9 +87,13 @@ extension Worker {
         assertOwner(of: connection)
         let isWebSocket = connection.isWebSocket
         while !connection.outbox.isEmpty {
-            let gathered = isWebSocket
-                ? connection.outbox.gatherWebSocket(into: vectors, headers: webSocketHeaders, limit: Int(gs_IOV_MAX))
-                : connection.outbox.gather(into: vectors, limit: Int(gs_IOV_MAX))
+            let gathered: (vectors: Int, bytes: Int, frames: Int)
+            if isWebSocket {
+                gathered = connection.outbox.gatherWebSocket(into: vectors, headers: webSocketHeaders, limit: Int(gs_IOV_MAX))
+            } else {
+                let tcp = connection.outbox.gather(into: vectors, limit: Int(gs_IOV_MAX))
+                gathered = (tcp.vectors, tcp.bytes, tcp.vectors)
+            }
             let result: Syscall.IOResult
             do {
                 result = try Syscall.writev(connection.fd, vectors, count: gathered.vectors)
@@ -86,7 +104,13 @@ extension Worker {
             statistics[.writeCalls] += 1
             guard case .transferred(let written) = result else { break }
             statistics[.bytesWritten] += written
-            if isWebSocket { connection.outbox.consumeWebSocket(written) } else { connection.outbox.consume(written) }
+            if written == gathered.bytes {
+                connection.outbox.consumeWhole(frames: gathered.frames)
+            } else if isWebSocket {
+                connection.outbox.consumeWebSocket(written)
+            } else {
+                connection.outbox.consume(written)
+            }
             if written < gathered.bytes { break }  // socket buffer full
         }
         // A WebSocket port's answer to a plain request: the connection ends once it is out.

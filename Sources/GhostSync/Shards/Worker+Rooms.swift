@@ -50,13 +50,31 @@ extension Worker {
     /// WebSocket members the frame is also made once in WebSocket framing (header and payload
     /// contiguous), so each recipient's write takes one iovec per frame, as for TCP: at most one
     /// encoding per transport per message, never one per recipient.
+    /// Per recipient the loop only queues; each frame's references (one per queue) and the
+    /// `framesQueued` statistic are added once after it.
     @inline(__always)
     func fanOut(_ frame: SharedFrame, in room: LocalRoom, except excluded: Connection? = nil) {
         if room.webSocketMemberCount == 0 {
-            room.forEachMember(except: excluded) { enqueue(frame, to: $0) }
+            var queued = 0
+            room.forEachMember(except: excluded) {
+                if enqueueTakingReference(frame, to: $0) { queued &+= 1 }
+            }
+            frame.retain(count: queued)
+            statistics[.framesQueued] &+= queued
         } else {
             let webSocketFrame = SharedFrame.webSocketFraming(of: frame, pool: framePool)
-            room.forEachMember(except: excluded) { enqueue($0.isWebSocket ? webSocketFrame : frame, to: $0) }
+            var queuedTCP = 0
+            var queuedWebSocket = 0
+            room.forEachMember(except: excluded) {
+                if $0.isWebSocket {
+                    if enqueueTakingReference(webSocketFrame, to: $0) { queuedWebSocket &+= 1 }
+                } else {
+                    if enqueueTakingReference(frame, to: $0) { queuedTCP &+= 1 }
+                }
+            }
+            frame.retain(count: queuedTCP)
+            webSocketFrame.retain(count: queuedWebSocket)
+            statistics[.framesQueued] &+= queuedTCP &+ queuedWebSocket
             webSocketFrame.release()
         }
         frame.release()

@@ -392,6 +392,7 @@ final class Worker {
             close(connection, reason: .idleTimeout)
             return
         }
+        connection.outbox.releaseSpareStorage()
         scheduleTimer(connection)
     }
 

@@ -73,7 +73,24 @@ package enum ClientRequest {
     case broadcast(UnsafeRawBufferPointer)
     case echoTest(UnsafeRawBufferPointer)
 
+    @inline(__always)
     package init(payload: UnsafeRawBufferPointer) throws(WireError) {
+        // The one request relayed per frame, read in place: tag 4 (UInt32), a UInt64 length that
+        // is exactly what follows, the bytes. Anything else (or a Broadcast whose length does
+        // not match, which is an error) takes the general decoder below.
+        if payload.count >= Self.broadcastHeaderSize, let base = payload.baseAddress,
+           UInt32(littleEndian: base.loadUnaligned(as: UInt32.self)) == 4,
+           UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 4, as: UInt64.self)) == UInt64(payload.count &- Self.broadcastHeaderSize) {
+            self = .broadcast(UnsafeRawBufferPointer(start: base + Self.broadcastHeaderSize, count: payload.count &- Self.broadcastHeaderSize))
+            return
+        }
+        try self.init(decoding: payload)
+    }
+
+    /// Tag and length of a Broadcast request.
+    private static let broadcastHeaderSize = 12
+
+    private init(decoding payload: UnsafeRawBufferPointer) throws(WireError) {
         if payload.isEmpty { throw .emptyPayload }
         var reader = WireReader(payload)
         switch try reader.readUInt32() {
