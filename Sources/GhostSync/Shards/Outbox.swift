@@ -71,8 +71,10 @@ package struct Outbox: ~Copyable {
 
     /// Queues a frame whose reference for this queue the caller has taken or takes right after
     /// (the fan-out adds one reference per recipient in a single `SharedFrame.retain(count:)`
-    /// once its loop is done; nothing can release the frame meanwhile, since the caller holds
-    /// its own reference throughout).
+    /// once its loop is done). Sound because nothing writes or consumes any queue during that
+    /// loop (flushes only run from the loop's flush list, and hooks cannot close connections
+    /// inline), and the caller holds its own reference throughout, so the frame cannot reach
+    /// zero references before they are added.
     @inline(__always)
     package mutating func appendTakingReference(_ frame: SharedFrame) {
         // One comparison for the common case: `queued < slotCount` implies storage (without
