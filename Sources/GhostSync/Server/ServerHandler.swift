@@ -12,7 +12,9 @@ import Foundation
 /// worker of its room). They hold up that worker's whole shard while they run: keep them fast,
 /// and never block in them. They may call any `ServerHandle` method. `onJoined`,
 /// `onJoinFailed` and the `broadcastFilter` run on the room's worker. `onRoomCreate` and
-/// `onRoomDelete` run on the thread that called `createRoom`/`deleteRoom`; `onShutdown` on the
+/// `onRoomDelete` run on the thread that called `createRoom`/`deleteRoom` (in a cluster, for a
+/// change made on another relay, on this relay's registry thread, where they must not create,
+/// delete or annotate rooms themselves); `onShutdown` on the
 /// task that awaited `shutdown()`, after every worker has stopped (a connection stranded between
 /// workers by the shutdown gets its `onJoinFailed`/`onDisconnect` there, before `onShutdown`).
 public protocol ServerHandler: Sendable {
