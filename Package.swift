@@ -29,7 +29,7 @@ let package = Package(
         .target(
             name: "GhostSync",
             dependencies: ["CGhostSyncShims", "CNuma", .product(name: "Crypto", package: "swift-crypto")],
-            exclude: ["Client/README.md", "Cluster/README.md", "Wire/README.md", "Reactor/README.md", "Shards/README.md", "Rooms/README.md", "Server/README.md"]
+            exclude: ["Client/README.md", "Cluster/README.md", "Registry/README.md", "Wire/README.md", "Reactor/README.md", "Shards/README.md", "Rooms/README.md", "Server/README.md"]
         ),
         // The packaged relay's operations pieces: control protocol, Prometheus endpoint, logging,
         // service lifecycle. A library so embedders (and tests) can use them in-process.
