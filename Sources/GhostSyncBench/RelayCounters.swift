@@ -35,36 +35,7 @@ public struct WorkerCounters: Sendable, Equatable {
 enum RelayCounters {
     /// GET /metrics from `address` (host:port) over a blocking socket, bounded in time.
     static func scrape(_ address: String, timeout seconds: Int = 5) throws(BenchError) -> [Int: WorkerCounters] {
-        let remote: SocketAddress
-        do { remote = try SocketAddress(parsing: address) } catch { throw BenchError("metrics address \(address): \(error.description)") }
-        let fd = socket(remote.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var limit = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        guard remote.withSockAddr({ connect(fd, $0, $1) }) == 0 else {
-            throw BenchError("cannot reach the relay's metrics endpoint at \(address): \(String(cString: strerror(errno)))")
-        }
-        let request = Array("GET /metrics HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n".utf8)
-        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
-            throw BenchError("cannot send the metrics request to \(address)")
-        }
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count == 0 { break }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw BenchError("reading the metrics from \(address): \(String(cString: strerror(errno)))")
-            }
-            response += chunk[0..<count]
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        guard text.hasPrefix("HTTP/1.1 200") || text.hasPrefix("HTTP/1.0 200") else {
-            throw BenchError("the metrics endpoint at \(address) answered: \(text.prefix { $0 != "\r" })")
-        }
+        let text = try HTTPGet.text(path: "/metrics", from: address, endpoint: "the relay's metrics endpoint", timeout: seconds)
         let counters = parse(text)
         if counters.isEmpty { throw BenchError("no per-worker ghostsync_ counters at \(address)/metrics (not a GhostSync relay?)") }
         return counters
@@ -164,5 +135,46 @@ public struct WorkerWindow: Sendable {
     public var deliveriesPerCPUSecond: Double? {
         guard let cpu = cpuSeconds, cpu > 0, let counters else { return nil }
         return Double(counters.framesOut) / cpu
+    }
+}
+
+/// One HTTP GET over a blocking socket, bounded in time: what the load generator reads from a
+/// relay's `/metrics` and a NATS server's `/varz`.
+enum HTTPGet {
+    /// The whole response (status line, headers, body) of `GET path` at `address` (host:port),
+    /// which must answer 200. Asked as HTTP/1.0, so the body comes whole, never chunked (Go's
+    /// server, nats-server's, chunks larger HTTP/1.1 bodies).
+    static func text(path: String, from address: String, endpoint: String, timeout seconds: Int = 5) throws(BenchError) -> String {
+        let remote: SocketAddress
+        do { remote = try SocketAddress(parsing: address) } catch { throw BenchError("\(endpoint) address \(address): \(error.description)") }
+        let fd = socket(remote.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var limit = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        guard remote.withSockAddr({ connect(fd, $0, $1) }) == 0 else {
+            throw BenchError("cannot reach \(endpoint) at \(address): \(String(cString: strerror(errno)))")
+        }
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(address)\r\nConnection: close\r\n\r\n".utf8)
+        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
+            throw BenchError("cannot send the request for \(path) to \(address)")
+        }
+        var response: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count == 0 { break }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw BenchError("reading \(path) from \(address): \(String(cString: strerror(errno)))")
+            }
+            response += chunk[0..<count]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.1 200") || text.hasPrefix("HTTP/1.0 200") else {
+            throw BenchError("\(endpoint) at \(address) answered: \(text.prefix { $0 != "\r" })")
+        }
+        return text
     }
 }
