@@ -62,7 +62,14 @@ public struct BenchConfiguration: Sendable {
     /// A GhostSync relay's metrics endpoint (host:port): its per-worker counters are scraped
     /// before the clients connect and at the start and end of the measured window, and with
     /// `serverPID` (the first of `serverPIDs`) the CPU time of each worker thread (`ghost-wN`) is read over the window.
-    public var metricsAddress: String?
+    public var metricsAddress: String? {
+        get { metricsAddresses.first }
+        set { metricsAddresses = newValue.map { [$0] } ?? [] }
+    }
+    /// The metrics endpoints of several relays (a cluster), the first being `metricsAddress`:
+    /// each relay's counters, summed over its workers, are scraped when the window opens and
+    /// when it closes (`BenchReport.relayCounters`).
+    public var metricsAddresses: [String] = []
     /// Room names are `room-1` … `room-N` (what `ghost-sync relay --rooms N` creates).
     public var roomPrefix = "room-"
     /// How long to keep receiving after the last measured send, for in-flight messages.
@@ -91,7 +98,7 @@ public struct BenchConfiguration: Sendable {
             }
         }
         if clientAddresses.count > Self.maxRelays { throw BenchError("at most \(Self.maxRelays) relay addresses") }
-        if let metricsAddress {
+        for metricsAddress in metricsAddresses {
             do { _ = try SocketAddress(parsing: metricsAddress) } catch { throw BenchError("metrics address \(metricsAddress): \(error.description)") }
         }
         for address in natsMonitorAddresses {

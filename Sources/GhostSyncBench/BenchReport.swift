@@ -40,6 +40,9 @@ public struct BenchReport: Sendable {
     public let serverCPUSecondsEach: [Double]
     /// What the NATS servers (`natsMonitorAddresses`) counted over the window; nil without them.
     public let natsMessages: NATSMessageCounts?
+    /// With several metrics endpoints (`metricsAddresses`): each relay's counters over the
+    /// window, summed over its workers, in the order given; empty otherwise.
+    public let relayCounters: [WorkerCounters]
 
     /// Deliveries of one kind and their one-way latency percentiles (µs).
     public struct Split: Sendable {
@@ -59,7 +62,9 @@ public struct BenchReport: Sendable {
     }
 
     init(configuration: BenchConfiguration, tally: ThreadTally, serverCPUSeconds: Double?, generatorCPUSeconds: Double?, serverRSSKiB: (Int, Int),
-         relay: RelayWindow? = nil, serverCPUSecondsEach: [Double] = [], natsMessages: NATSMessageCounts? = nil) {
+         relay: RelayWindow? = nil, serverCPUSecondsEach: [Double] = [], natsMessages: NATSMessageCounts? = nil,
+         relayCounters: [WorkerCounters] = []) {
+        self.relayCounters = relayCounters
         relays = configuration.clientAddresses
         sameRelay = tally.sameRelay.map(Split.init)
         crossRelay = tally.crossRelay.map(Split.init)
@@ -167,6 +172,10 @@ public struct BenchReport: Sendable {
         if let natsMessages, let perBroadcast = natsMessagesPerBroadcast {
             lines.append("NATS messages     \(natsMessages.inMessages) in, \(natsMessages.outMessages) out: \(String(format2: perBroadcast.in)) in and \(String(format2: perBroadcast.out)) out per broadcast")
         }
+        for (index, counters) in relayCounters.enumerated() {
+            let perFrame = counters.framesIn > 0 ? " (\(String(format2: Double(counters.clusterMessagesOut) / Double(counters.framesIn))) per frame in)" : ""
+            lines.append("relay \(index)\(String(repeating: " ", count: max(1, 12 - "\(index)".count)))frames in \(counters.framesIn)  out \(counters.framesOut)  NATS published \(counters.clusterMessagesOut)\(perFrame)  received \(counters.clusterMessagesIn)  dropped \(counters.clusterDrops)")
+        }
         if let perClient = serverBytesPerClient {
             lines.append("server RSS        \(serverRSSKiB.before) KiB before, \(serverRSSKiB.joined) KiB joined: \(perClient) B per client")
         }
@@ -235,6 +244,13 @@ public struct BenchReport: Sendable {
                 fields.append(("nats_in_msgs_per_broadcast", "\(perBroadcast.in)"))
                 fields.append(("nats_out_msgs_per_broadcast", "\(perBroadcast.out)"))
             }
+        }
+        if !relayCounters.isEmpty {
+            let objects = relayCounters.map { counters in
+                "{\"frames_in\":\(counters.framesIn),\"frames_out\":\(counters.framesOut),\"nats_published\":\(counters.clusterMessagesOut),"
+                    + "\"nats_received\":\(counters.clusterMessagesIn),\"nats_drops\":\(counters.clusterDrops)}"
+            }
+            fields.append(("relay_counters", "[" + objects.joined(separator: ",") + "]"))
         }
         if let before = handoffsBeforeWindow { fields.append(("handoffs_before_window", "\(before)")) }
         if let during = handoffsInWindow { fields.append(("handoffs_in_window", "\(during)")) }

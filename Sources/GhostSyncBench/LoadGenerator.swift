@@ -40,7 +40,8 @@ public enum LoadGenerator {
         // The relay's counters before any client connects: checks the endpoint answers, and is
         // the baseline for the handoffs made while the clients join.
         let countersBefore = try configuration.metricsAddress.map { address throws(BenchError) in try RelayCounters.scrape(address) }
-        // Likewise the NATS servers' monitoring endpoints, before anything connects.
+        // Likewise the other relays' and the NATS servers' monitoring endpoints, before anything connects.
+        for address in configuration.metricsAddresses.dropFirst() { _ = try RelayCounters.scrape(address) }
         if !configuration.natsMonitorAddresses.isEmpty { _ = try NATSMonitor.scrape(configuration.natsMonitorAddresses) }
         var threads: [BenchThread] = []
         do {
@@ -101,6 +102,8 @@ public enum LoadGenerator {
         var natsWindow: NATSMessageCounts?
         var workerCPUAtStart: [Int: Double] = [:]
         var countersAtStart: [Int: WorkerCounters] = [:]
+        var relayTotalsAtStart: [WorkerCounters] = []
+        var relayCounters: [WorkerCounters] = []
         var relayWindow: RelayWindow?
         var lastDelivered = 0
         var lastTick = MonotonicClock.nowNanoseconds()
@@ -114,6 +117,12 @@ public enum LoadGenerator {
                 workerCPUAtStart = workerPID.map { ProcessCPU.threadSeconds(pid: $0) } ?? [:]
                 if let address = configuration.metricsAddress {
                     do throws(BenchError) { countersAtStart = try RelayCounters.scrape(address) } catch { state.fail(error.description) }
+                }
+                if configuration.metricsAddresses.count > 1 {
+                    do throws(BenchError) {
+                        relayTotalsAtStart = [RelayCounters.total(countersAtStart)]
+                        for address in configuration.metricsAddresses.dropFirst() { relayTotalsAtStart.append(RelayCounters.total(try RelayCounters.scrape(address))) }
+                    } catch { state.fail(error.description) }
                 }
                 if !configuration.natsMonitorAddresses.isEmpty {
                     do throws(BenchError) { natsAtStart = try NATSMonitor.scrape(configuration.natsMonitorAddresses) } catch { state.fail(error.description) }
@@ -134,6 +143,13 @@ public enum LoadGenerator {
                 var countersAtEnd: [Int: WorkerCounters] = [:]
                 if let address = configuration.metricsAddress {
                     do throws(BenchError) { countersAtEnd = try RelayCounters.scrape(address) } catch { state.fail(error.description) }
+                }
+                if configuration.metricsAddresses.count > 1, relayTotalsAtStart.count == configuration.metricsAddresses.count {
+                    do throws(BenchError) {
+                        var totals = [RelayCounters.total(countersAtEnd)]
+                        for address in configuration.metricsAddresses.dropFirst() { totals.append(RelayCounters.total(try RelayCounters.scrape(address))) }
+                        relayCounters = zip(totals, relayTotalsAtStart).map { $0.since($1) }
+                    } catch { state.fail(error.description) }
                 }
                 relayWindow = RelayWindow(
                     cpuAtStart: workerCPUAtStart, cpuAtEnd: workerCPUAtEnd,
@@ -160,7 +176,7 @@ public enum LoadGenerator {
         return BenchReport(
             configuration: configuration, tally: total, serverCPUSeconds: cpu.server, generatorCPUSeconds: cpu.generator,
             serverRSSKiB: (rssBefore ?? 0, rssJoined ?? 0), relay: relayWindow,
-            serverCPUSecondsEach: cpu.each, natsMessages: natsWindow)
+            serverCPUSecondsEach: cpu.each, natsMessages: natsWindow, relayCounters: relayCounters)
     }
 
     private static func raiseDescriptorLimit(to wanted: Int) {

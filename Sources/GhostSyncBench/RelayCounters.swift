@@ -16,6 +16,12 @@ public struct WorkerCounters: Sendable, Equatable {
     public var handoffsOut = 0
     /// `ghostsync_connections`: client connections open on the worker (a gauge).
     public var connections = 0
+    /// `ghostsync_cluster_messages_total{direction="out"}`: NATS messages the worker published.
+    public var clusterMessagesOut = 0
+    /// `ghostsync_cluster_messages_total{direction="in"}`: NATS messages the worker received.
+    public var clusterMessagesIn = 0
+    /// `ghostsync_cluster_drops_total`: cluster publishes the worker dropped.
+    public var clusterDrops = 0
 
     public init() {}
 
@@ -27,6 +33,9 @@ public struct WorkerCounters: Sendable, Equatable {
         delta.writeCalls -= earlier.writeCalls
         delta.handoffsIn -= earlier.handoffsIn
         delta.handoffsOut -= earlier.handoffsOut
+        delta.clusterMessagesOut -= earlier.clusterMessagesOut
+        delta.clusterMessagesIn -= earlier.clusterMessagesIn
+        delta.clusterDrops -= earlier.clusterDrops
         return delta
     }
 }
@@ -41,6 +50,23 @@ enum RelayCounters {
         return counters
     }
 
+    /// A relay's counters summed over its workers (`connections`: the sum of the gauges).
+    static func total(_ workers: [Int: WorkerCounters]) -> WorkerCounters {
+        var sum = WorkerCounters()
+        for counters in workers.values {
+            sum.framesIn += counters.framesIn
+            sum.framesOut += counters.framesOut
+            sum.writeCalls += counters.writeCalls
+            sum.handoffsIn += counters.handoffsIn
+            sum.handoffsOut += counters.handoffsOut
+            sum.connections += counters.connections
+            sum.clusterMessagesOut += counters.clusterMessagesOut
+            sum.clusterMessagesIn += counters.clusterMessagesIn
+            sum.clusterDrops += counters.clusterDrops
+        }
+        return sum
+    }
+
     /// Per-worker counters from Prometheus exposition text: sample lines
     /// `ghostsync_NAME{worker="N"} VALUE`; every other line is ignored.
     static func parse(_ text: String) -> [Int: WorkerCounters] {
@@ -48,8 +74,14 @@ enum RelayCounters {
         for line in text.split(separator: "\n") where line.hasPrefix("ghostsync_") {
             guard let brace = line.firstIndex(of: "{"), let close = line.firstIndex(of: "}") else { continue }
             let name = line[..<brace]
+            let labels = line[line.index(after: brace)..<close]
             let field: WritableKeyPath<WorkerCounters, Int>
             switch name {
+            case "ghostsync_cluster_messages_total":
+                if labels.contains("direction=\"out\"") { field = \.clusterMessagesOut }
+                else if labels.contains("direction=\"in\"") { field = \.clusterMessagesIn }
+                else { continue }
+            case "ghostsync_cluster_drops_total": field = \.clusterDrops
             case "ghostsync_frames_in_total": field = \.framesIn
             case "ghostsync_frames_out_total": field = \.framesOut
             case "ghostsync_write_calls_total": field = \.writeCalls
@@ -58,7 +90,6 @@ enum RelayCounters {
             case "ghostsync_connections": field = \.connections
             default: continue
             }
-            let labels = line[line.index(after: brace)..<close]
             guard let label = labels.split(separator: ",").first(where: { $0.hasPrefix("worker=\"") }),
                   let worker = Int(label.dropFirst("worker=\"".count).prefix { $0 != "\"" }),
                   let value = Double(line[line.index(after: close)...].trimmingPrefix(" ").prefix { $0 != " " })

@@ -32,7 +32,8 @@ struct BenchCommand: AsyncParsableCommand {
             and latency between clients of the same relay and of different relays ("same_relay", \
             "cross_relay"). Repeat --server-pid to count the CPU of every relay and NATS server \
             (summed; each one's in "server_cpu_seconds_each"), and give --nats-monitor (a \
-            nats-server's -m port) for the NATS messages per broadcast over the measured window.
+            nats-server's -m port) for the NATS messages per broadcast over the measured window, \
+            and --metrics once per relay for each relay's frames and NATS messages ("relay_counters").
             """
     )
 
@@ -74,9 +75,9 @@ struct BenchCommand: AsyncParsableCommand {
         valueName: "host:port"))
     var natsMonitor: [String] = []
     @Option(help: ArgumentHelp(
-        "A GhostSync relay's metrics endpoint (host:port): per-worker counters over the measured window, with CPU per worker thread when --server-pid is given.",
+        "A GhostSync relay's metrics endpoint (host:port): per-worker counters over the measured window, with CPU per worker thread when --server-pid is given. Repeat for the relays of a cluster (the first one's per worker): each relay's frames and NATS messages over the window.",
         valueName: "host:port"))
-    var metrics: String?
+    var metrics: [String] = []
     @Option(help: "Room name prefix.")
     var roomPrefix = "room-"
     @Flag(help: "Print one JSON object instead of a table.")
@@ -106,7 +107,7 @@ struct BenchCommand: AsyncParsableCommand {
         configuration.serverPIDs = serverPID
         configuration.natsMonitorAddresses = natsMonitor
         configuration.roomPrefix = roomPrefix
-        configuration.metricsAddress = metrics
+        configuration.metricsAddresses = metrics
         do {
             let report = try await LoadGenerator.run(configuration) { line in
                 let text = "\r\(line)   "

@@ -85,6 +85,9 @@ extension Relay {
                 ghostsync_connections{worker="0"} 10
                 ghostsync_connections{worker="1"} 12
                 ghostsync_clients 22
+                ghostsync_cluster_messages_total{worker="1",direction="out"} 40
+                ghostsync_cluster_messages_total{direction="in",worker="1"} 41
+                ghostsync_cluster_drops_total{worker="0"} 2
                 ghostsync_loop_iteration_seconds_bucket{worker="0",le="1e-05"} 99
                 ghostsync_loop_iteration_seconds_count{worker="0"} 99
                 """
@@ -100,6 +103,9 @@ extension Relay {
             second.framesIn = 7
             second.handoffsIn = 3
             second.connections = 12
+            second.clusterMessagesOut = 40
+            second.clusterMessagesIn = 41
+            first.clusterDrops = 2
             #expect(workers[0] == first)
             #expect(workers[1] == second)
         }
@@ -539,33 +545,49 @@ extension Relay {
         @Test func deliveriesAcrossTwoRelaysAndNATSMessagesPerBroadcast() async throws {
             let nats = try NATSServerProcess.start()
             defer { nats.stop() }
-            let rooms = (1...4).map { "room-\($0)" }
-            try await withCluster(["a", "b"], over: [nats.clientURL], workers: 2, rooms: rooms) { relays in
-                var run = smallBenchRun(port: relays[0].localAddress.port, clients: 20, rooms: 4, rate: 50)
-                run.addresses = relays.map { "127.0.0.1:\($0.localAddress.port)" }
-                run.serverPIDs = [getpid(), try #require(nats.pid)]
-                run.natsMonitorAddresses = ["127.0.0.1:\(nats.monitorPort)"]
-                let report = try await LoadGenerator.run(run)
-                #expect(report.sent > 0)
-                #expect(report.expected == report.sent * 4)
-                #expect(report.delivered == report.expected)
-                #expect(report.lost == 0 && report.duplicated == 0 && report.reordered == 0)
-                // Five members per room, alternating: a sender has one or two others on its relay.
-                let same = try #require(report.sameRelay)
-                let cross = try #require(report.crossRelay)
-                #expect(same.delivered + cross.delivered == report.delivered)
-                #expect(same.delivered > 0 && cross.delivered > same.delivered)
-                #expect(cross.latencyMicroseconds.p50 > 0)
-                #expect(report.serverCPUSecondsEach.count == 2)
-                let perBroadcast = try #require(report.natsMessagesPerBroadcast)
-                // 100 ms heartbeats from two relays (heard by three other workers) are the rest.
-                #expect(perBroadcast.in > 0.9 && perBroadcast.in < 1.2, "\(perBroadcast)")
-                #expect(perBroadcast.out > 0.9 && perBroadcast.out < 1.3, "\(perBroadcast)")
-                let object = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any]
-                #expect(object?["nats_in_msgs"] as? Int == report.natsMessages?.inMessages)
-                #expect(object?["delivered_cross_relay"] as? Int == cross.delivered)
-                #expect(report.table.contains("cross relay"))
+            let relays = try ["a", "b"].map { node in
+                try RelayProcess(["--rooms", "4", "--cluster", nats.clientURL, "--node", node, "--heartbeat-interval", "100ms"])
             }
+            try await eventually {
+                relays.allSatisfy { (try? $0.metric("ghostsync_cluster_links_up")) == 2 && (try? $0.metric("ghostsync_cluster_nodes")) == 1 }
+            }
+            var run = smallBenchRun(port: relays[0].relayPort, clients: 20, rooms: 4, rate: 50)
+            run.addresses = relays.map(\.relay)
+            run.serverPIDs = relays.map(\.process.pid) + [try #require(nats.pid)]
+            run.natsMonitorAddresses = ["127.0.0.1:\(nats.monitorPort)"]
+            run.metricsAddresses = relays.map(\.metrics)
+            let report = try await LoadGenerator.run(run)
+            #expect(report.sent > 0)
+            #expect(report.expected == report.sent * 4)
+            #expect(report.delivered == report.expected)
+            #expect(report.lost == 0 && report.duplicated == 0 && report.reordered == 0)
+            // Five members per room, alternating: a sender has one or two others on its relay.
+            let same = try #require(report.sameRelay)
+            let cross = try #require(report.crossRelay)
+            #expect(same.delivered + cross.delivered == report.delivered)
+            #expect(same.delivered > 0 && cross.delivered > same.delivered)
+            #expect(cross.latencyMicroseconds.p50 > 0)
+            #expect(report.serverCPUSecondsEach.count == 3)
+            // Per relay over the window: one publish per broadcast its clients sent (the
+            // heartbeats aside), none dropped, and what the other relay published received.
+            #expect(report.relayCounters.count == 2)
+            for (relay, counters) in report.relayCounters.enumerated() {
+                let perFrame = Double(counters.clusterMessagesOut) / Double(max(1, counters.framesIn))
+                #expect(counters.framesIn > 0 && perFrame > 0.9 && perFrame < 1.2, "relay \(relay): \(counters)")
+                #expect(counters.clusterDrops == 0)
+                #expect(counters.clusterMessagesIn > 0)
+            }
+            let perBroadcast = try #require(report.natsMessagesPerBroadcast)
+            // 100 ms heartbeats from two relays (heard by three other workers) are the rest.
+            #expect(perBroadcast.in > 0.9 && perBroadcast.in < 1.2, "\(perBroadcast)")
+            #expect(perBroadcast.out > 0.9 && perBroadcast.out < 1.3, "\(perBroadcast)")
+            let object = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any]
+            #expect(object?["nats_in_msgs"] as? Int == report.natsMessages?.inMessages)
+            #expect(object?["delivered_cross_relay"] as? Int == cross.delivered)
+            let counters = try #require(object?["relay_counters"] as? [[String: Any]])
+            #expect(counters.map { $0["nats_published"] as? Int } == report.relayCounters.map(\.clusterMessagesOut))
+            #expect(report.table.contains("cross relay"))
+            #expect(report.table.contains("NATS published"))
         }
     }
 }
