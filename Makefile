@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev nats-server python3-venv
 
-.PHONY: help deps build release test test-tsan test-tsan-mailbox test-asan test-autobahn test-js test-browser test-cluster demo cluster-demo soak run run-example fuzz bench bench-check bench-baseline perf compare scale clean
+.PHONY: help deps build release test test-tsan test-tsan-mailbox test-asan test-autobahn test-js test-browser test-cluster demo cluster-demo soak run run-example fuzz bench bench-check bench-baseline perf compare scale cluster-bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -129,6 +129,10 @@ compare: deps ## Scenarios S1 S1h S2 S2h S3 L1 S4 against GhostSync, Redis and N
 	@for pkg in redis-server nats-server; do dpkg -s $$pkg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; done
 	$(SWIFT) build -c release --product ghost-sync
 	Benchmarks/compare.sh $(SCENARIOS)
+
+cluster-bench: deps ## What the NATS cluster costs: S1/S1h on one relay vs split over two clustered relays, ROUNDS (3) interleaved; not part of CI
+	$(SWIFT) build -c release --product ghost-sync
+	Benchmarks/cluster-bench.sh $(SCENARIOS)
 
 scale: deps ## Scaling harness: relay on W = 1, 2, 4 … <= CPUs/2 pinned workers, load on the other CPUs; per-worker figures
 	$(SWIFT) build -c release --product ghost-sync

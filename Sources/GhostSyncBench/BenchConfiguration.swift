@@ -29,11 +29,15 @@ public enum BenchMode: String, Sendable, CaseIterable {
 /// One load scenario.
 public struct BenchConfiguration: Sendable {
     public var target: BenchTarget = .ghost
-    public var address = "127.0.0.1:7777"
-    /// `.webSocket`: every client connects to `webSocketAddress` instead of `address` (GhostSync only).
+    /// The relays' TCP addresses (`HOST:PORT`), usually one. With several (relays of one
+    /// cluster), every room gets members on each: see `relay(of:)`.
+    public var addresses = ["127.0.0.1:7777"]
+    /// `.webSocket`: every client connects to one of `webSocketAddresses` instead of
+    /// `addresses` (GhostSync only).
     public var transport: BenchTransport = .tcp
-    /// The relay's WebSocket address (`ghost-sync relay --ws`), `HOST:PORT`; required with `.webSocket`.
-    public var webSocketAddress: String?
+    /// The relays' WebSocket addresses (`ghost-sync relay --ws`), `HOST:PORT`; at least one
+    /// with `.webSocket`, spread over as `addresses` are.
+    public var webSocketAddresses: [String] = []
     public var clients = 100
     public var rooms = 10
     /// Messages per second per client (open loop).
@@ -47,12 +51,25 @@ public struct BenchConfiguration: Sendable {
     public var window = 8
     /// Load-generator threads (each with its own epoll loop).
     public var threads = 1
-    /// The relay's PID, to read its CPU time from /proc over the measured window.
-    public var serverPID: Int32?
+    /// The PIDs of the processes that serve the run (the relay; with a cluster every relay
+    /// and NATS server): their CPU time over the measured window is read from /proc and summed.
+    public var serverPIDs: [Int32] = []
+    /// NATS servers' monitoring endpoints (`nats-server -m`, `HOST:PORT`): their `/varz`
+    /// `in_msgs` and `out_msgs` are read when the measured window opens and when it closes
+    /// (summed over the servers), to count the NATS messages a cluster of relays uses per
+    /// broadcast.
+    public var natsMonitorAddresses: [String] = []
     /// A GhostSync relay's metrics endpoint (host:port): its per-worker counters are scraped
     /// before the clients connect and at the start and end of the measured window, and with
-    /// `serverPID` the CPU time of each worker thread (`ghost-wN`) is read over the window.
-    public var metricsAddress: String?
+    /// `serverPID` (the first of `serverPIDs`) the CPU time of each worker thread (`ghost-wN`) is read over the window.
+    public var metricsAddress: String? {
+        get { metricsAddresses.first }
+        set { metricsAddresses = newValue.map { [$0] } ?? [] }
+    }
+    /// The metrics endpoints of several relays (a cluster), the first being `metricsAddress`:
+    /// each relay's counters, summed over its workers, are scraped when the window opens and
+    /// when it closes (`BenchReport.relayCounters`).
+    public var metricsAddresses: [String] = []
     /// Room names are `room-1` … `room-N` (what `ghost-sync relay --rooms N` creates).
     public var roomPrefix = "room-"
     /// How long to keep receiving after the last measured send, for in-flight messages.
@@ -68,25 +85,65 @@ public struct BenchConfiguration: Sendable {
         if mode == .closed && window < 1 { throw BenchError("window must be at least 1") }
         if threads < 1 || threads > 64 { throw BenchError("threads must be 1...64") }
         if duration <= .zero { throw BenchError("duration must be positive") }
+        if addresses.isEmpty { throw BenchError("at least one relay address is needed") }
         if transport == .webSocket {
             if target != .ghost {
                 throw BenchError("--transport ws is for --target ghost only: \(target.rawValue) is driven over its own TCP protocol (use --transport tcp)")
             }
-            guard let webSocketAddress else {
+            if webSocketAddresses.isEmpty {
                 throw BenchError("--transport ws needs --ws-addr HOST:PORT, the relay's WebSocket address (its --ws)")
             }
-            do { _ = try SocketAddress(parsing: webSocketAddress) } catch { throw BenchError("WebSocket address \(webSocketAddress): \(error.description)") }
+            for address in webSocketAddresses {
+                do { _ = try SocketAddress(parsing: address) } catch { throw BenchError("WebSocket address \(address): \(error.description)") }
+            }
         }
-        if let metricsAddress {
+        if clientAddresses.count > Self.maxRelays { throw BenchError("at most \(Self.maxRelays) relay addresses") }
+        for metricsAddress in metricsAddresses {
             do { _ = try SocketAddress(parsing: metricsAddress) } catch { throw BenchError("metrics address \(metricsAddress): \(error.description)") }
+        }
+        for address in natsMonitorAddresses {
+            do { _ = try SocketAddress(parsing: address) } catch { throw BenchError("NATS monitoring address \(address): \(error.description)") }
         }
         return self
     }
 
-    /// Where the clients connect: the relay's TCP or WebSocket address.
-    var clientAddress: String { transport == .webSocket ? webSocketAddress ?? address : address }
+    static let maxRelays = 64
+
+    /// The one relay address (the first of `addresses`); setting it makes it the only one.
+    public var address: String {
+        get { addresses.first ?? "" }
+        set { addresses = [newValue] }
+    }
+
+    /// The one WebSocket address (the first of `webSocketAddresses`); setting it makes it the only one.
+    public var webSocketAddress: String? {
+        get { webSocketAddresses.first }
+        set { webSocketAddresses = newValue.map { [$0] } ?? [] }
+    }
+
+    /// The one server PID (the first of `serverPIDs`); setting it makes it the only one.
+    public var serverPID: Int32? {
+        get { serverPIDs.first }
+        set { serverPIDs = newValue.map { [$0] } ?? [] }
+    }
+
+    /// Where the clients connect: the relays' TCP or WebSocket addresses.
+    var clientAddresses: [String] { transport == .webSocket ? webSocketAddresses : addresses }
+
+    /// The first of them (the Host of the WebSocket upgrade with one relay, messages).
+    var clientAddress: String { clientAddresses.first ?? address }
 
     func room(of client: Int) -> Int { client % rooms }
+
+    /// Which of `clientAddresses` a client connects to. Members of a room alternate over the
+    /// relays (the k-th member of its room goes to relay k mod N), so every room with at least
+    /// N members has members on every relay, and the clients split evenly when every room's
+    /// member count is a multiple of N. (Client i mod N would not do: with the rooms a multiple
+    /// of N, as in 100 rooms over 2 relays, each room would sit on one relay.)
+    func relay(of client: Int) -> Int {
+        let relays = clientAddresses.count
+        return relays <= 1 ? 0 : (client / rooms) % relays
+    }
 
     func roomName(_ room: Int) -> String { "\(roomPrefix)\(room + 1)" }
 

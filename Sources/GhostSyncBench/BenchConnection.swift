@@ -21,8 +21,14 @@ final class BenchConnection {
     /// WebSocket: the opening handshake under way (nil once upgraded). Looked at once per read,
     /// and only on a WebSocket run.
     var upgrade: WebSocketUpgrade?
+    /// Which of the run's relays it is connected to (`BenchConfiguration.relay(of:)`), and that
+    /// relay's address.
+    let relay: Int
+    let host: String
 
-    init(index: Int, room: Int, roomName: String, fd: Int32, position: Int, maskingKey: UInt32 = 0) {
+    init(index: Int, room: Int, roomName: String, fd: Int32, position: Int, maskingKey: UInt32 = 0, relay: Int = 0, host: String = "") {
+        self.relay = relay
+        self.host = host
         self.maskingKey = maskingKey
         self.position = position
         self.index = index

@@ -29,9 +29,47 @@ public struct BenchReport: Sendable {
     public let workers: [WorkerWindow]
     /// Handoffs while the clients joined (before the window); nil without `metricsAddress`.
     public let handoffsBeforeWindow: Int?
+    /// The relays the clients connected to (their TCP or WebSocket addresses), in order.
+    public let relays: [String]
+    /// With several relays: the deliveries between clients of the same relay, and between
+    /// clients of different relays (through the cluster), each with its latency; nil with one.
+    public let sameRelay: Split?
+    public let crossRelay: Split?
+    /// With several server PIDs: each one's CPU seconds over the window, in the order given
+    /// (`serverCPUSeconds` is their sum).
+    public let serverCPUSecondsEach: [Double]
+    /// What the NATS servers (`natsMonitorAddresses`) counted over the window; nil without them.
+    public let natsMessages: NATSMessageCounts?
+    /// With several metrics endpoints (`metricsAddresses`): each relay's counters over the
+    /// window, summed over its workers, in the order given; empty otherwise.
+    public let relayCounters: [WorkerCounters]
+
+    /// Deliveries of one kind and their one-way latency percentiles (µs).
+    public struct Split: Sendable {
+        public let delivered: Int
+        public let latencyMicroseconds: (p50: UInt64, p90: UInt64, p99: UInt64, p999: UInt64, max: UInt64)
+
+        init(_ split: ThreadTally.RelaySplit) {
+            delivered = split.delivered
+            latencyMicroseconds = BenchReport.percentiles(split.latency)
+        }
+    }
+
+    static func percentiles(_ histogram: Histogram<UInt64>) -> (p50: UInt64, p90: UInt64, p99: UInt64, p999: UInt64, max: UInt64) {
+        histogram.totalCount == 0 ? (0, 0, 0, 0, 0) : (
+            histogram.valueAtPercentile(50), histogram.valueAtPercentile(90), histogram.valueAtPercentile(99),
+            histogram.valueAtPercentile(99.9), histogram.max)
+    }
 
     init(configuration: BenchConfiguration, tally: ThreadTally, serverCPUSeconds: Double?, generatorCPUSeconds: Double?, serverRSSKiB: (Int, Int),
-         relay: RelayWindow? = nil) {
+         relay: RelayWindow? = nil, serverCPUSecondsEach: [Double] = [], natsMessages: NATSMessageCounts? = nil,
+         relayCounters: [WorkerCounters] = []) {
+        self.relayCounters = relayCounters
+        relays = configuration.clientAddresses
+        sameRelay = tally.sameRelay.map(Split.init)
+        crossRelay = tally.crossRelay.map(Split.init)
+        self.serverCPUSecondsEach = serverCPUSecondsEach
+        self.natsMessages = natsMessages
         self.serverRSSKiB = serverRSSKiB
         workers = relay?.workers ?? []
         handoffsBeforeWindow = configuration.metricsAddress == nil ? nil : relay?.handoffsBeforeWindow
@@ -49,10 +87,7 @@ public struct BenchReport: Sendable {
         delivered = tally.delivered
         duplicated = tally.duplicated
         reordered = tally.reordered
-        let histogram = tally.latency
-        latencyMicroseconds = histogram.totalCount == 0 ? (0, 0, 0, 0, 0) : (
-            histogram.valueAtPercentile(50), histogram.valueAtPercentile(90), histogram.valueAtPercentile(99),
-            histogram.valueAtPercentile(99.9), histogram.max)
+        latencyMicroseconds = Self.percentiles(tally.latency)
         self.serverCPUSeconds = serverCPUSeconds
         self.generatorCPUSeconds = generatorCPUSeconds
     }
@@ -89,6 +124,14 @@ public struct BenchReport: Sendable {
         return Double(handoffs) / Double(frames)
     }
 
+    /// NATS messages per broadcast sent in the window: publishes received by the NATS servers
+    /// (`in_msgs`) and messages they delivered to subscribers (`out_msgs`). Nil without
+    /// `natsMonitorAddresses` or without a broadcast.
+    public var natsMessagesPerBroadcast: (in: Double, out: Double)? {
+        guard let natsMessages, sent > 0 else { return nil }
+        return (Double(natsMessages.inMessages) / Double(sent), Double(natsMessages.outMessages) / Double(sent))
+    }
+
     /// Resident memory the relay gained per connected, joined client.
     public var serverBytesPerClient: Int? {
         serverRSSKiB.before > 0 ? (serverRSSKiB.joined - serverRSSKiB.before) * 1024 / clients : nil
@@ -114,6 +157,24 @@ public struct BenchReport: Sendable {
         }
         if let generator = generatorCPUSeconds {
             lines.append("generator CPU     \(String(format2: generator)) s")
+        }
+        if serverCPUSecondsEach.count > 1 {
+            lines.append("server CPU each   " + serverCPUSecondsEach.map { "\(String(format2: $0)) s" }.joined(separator: ", "))
+        }
+        if relays.count > 1 {
+            lines.append("relays            " + relays.joined(separator: ", "))
+        }
+        for (name, split) in [("same relay", sameRelay), ("cross relay", crossRelay)] {
+            guard let split else { continue }
+            let latency = split.latencyMicroseconds
+            lines.append("\(name)\(String(repeating: " ", count: 18 - name.count))\(split.delivered) delivered, latency µs p50 \(latency.p50)  p99 \(latency.p99)  max \(latency.max)")
+        }
+        if let natsMessages, let perBroadcast = natsMessagesPerBroadcast {
+            lines.append("NATS messages     \(natsMessages.inMessages) in, \(natsMessages.outMessages) out: \(String(format2: perBroadcast.in)) in and \(String(format2: perBroadcast.out)) out per broadcast")
+        }
+        for (index, counters) in relayCounters.enumerated() {
+            let perFrame = counters.framesIn > 0 ? " (\(String(format2: Double(counters.clusterMessagesOut) / Double(counters.framesIn))) per frame in)" : ""
+            lines.append("relay \(index)\(String(repeating: " ", count: max(1, 12 - "\(index)".count)))frames in \(counters.framesIn)  out \(counters.framesOut)  NATS published \(counters.clusterMessagesOut)\(perFrame)  received \(counters.clusterMessagesIn)  dropped \(counters.clusterDrops)")
         }
         if let perClient = serverBytesPerClient {
             lines.append("server RSS        \(serverRSSKiB.before) KiB before, \(serverRSSKiB.joined) KiB joined: \(perClient) B per client")
@@ -161,6 +222,35 @@ public struct BenchReport: Sendable {
                 return "{" + items.joined(separator: ",") + "}"
             }
             fields.append(("workers", "[" + objects.joined(separator: ",") + "]"))
+        }
+        // Several relays, several server PIDs, NATS servers: fields that a single-relay run
+        // without them does not have (its line stays as it was).
+        if relays.count > 1 {
+            fields.append(("relays", "[" + relays.map { "\"\($0)\"" }.joined(separator: ",") + "]"))
+        }
+        for (name, split) in [("same_relay", sameRelay), ("cross_relay", crossRelay)] {
+            guard let split else { continue }
+            let latency = split.latencyMicroseconds
+            fields.append(("delivered_\(name)", "\(split.delivered)"))
+            fields.append(("latency_\(name)_us", "{\"p50\":\(latency.p50),\"p90\":\(latency.p90),\"p99\":\(latency.p99),\"p999\":\(latency.p999),\"max\":\(latency.max)}"))
+        }
+        if serverCPUSecondsEach.count > 1 {
+            fields.append(("server_cpu_seconds_each", "[" + serverCPUSecondsEach.map { "\($0)" }.joined(separator: ",") + "]"))
+        }
+        if let natsMessages {
+            fields.append(("nats_in_msgs", "\(natsMessages.inMessages)"))
+            fields.append(("nats_out_msgs", "\(natsMessages.outMessages)"))
+            if let perBroadcast = natsMessagesPerBroadcast {
+                fields.append(("nats_in_msgs_per_broadcast", "\(perBroadcast.in)"))
+                fields.append(("nats_out_msgs_per_broadcast", "\(perBroadcast.out)"))
+            }
+        }
+        if !relayCounters.isEmpty {
+            let objects = relayCounters.map { counters in
+                "{\"frames_in\":\(counters.framesIn),\"frames_out\":\(counters.framesOut),\"nats_published\":\(counters.clusterMessagesOut),"
+                    + "\"nats_received\":\(counters.clusterMessagesIn),\"nats_drops\":\(counters.clusterDrops)}"
+            }
+            fields.append(("relay_counters", "[" + objects.joined(separator: ",") + "]"))
         }
         if let before = handoffsBeforeWindow { fields.append(("handoffs_before_window", "\(before)")) }
         if let during = handoffsInWindow { fields.append(("handoffs_in_window", "\(during)")) }

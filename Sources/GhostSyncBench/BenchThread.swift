@@ -17,8 +17,9 @@ final class RunState: Sendable {
     let deliveredSoFar = Atomic<Int>(0)
     /// Each thread's latest p99 latency (µs), refreshed about once a second, for the live line.
     let p99SoFar: [Credit]
-    /// CPU seconds over the measured window: the relay's (if its PID was given) and ours.
-    let cpuWindow = Locked<(server: Double?, generator: Double?)>((nil, nil))
+    /// CPU seconds over the measured window: the servers' (if their PIDs were given: the sum,
+    /// and each in the order given) and ours.
+    let cpuWindow = Locked<(server: Double?, each: [Double], generator: Double?)>((nil, [], nil))
 
     final class Credit: Sendable {
         let value: Atomic<Int>
@@ -43,7 +44,44 @@ struct ThreadTally {
     var delivered = 0
     var duplicated = 0
     var reordered = 0
-    var latency = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    var latency = ThreadTally.histogram()
+    /// With several relays: the deliveries whose sender and receiver are on the same relay and
+    /// on different ones, and their latencies (nil with one relay).
+    var sameRelay: RelaySplit?
+    var crossRelay: RelaySplit?
+
+    struct RelaySplit {
+        var delivered = 0
+        var latency = ThreadTally.histogram()
+    }
+
+    static func histogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    }
+
+    init(splitByRelay: Bool = false) {
+        if splitByRelay {
+            sameRelay = RelaySplit()
+            crossRelay = RelaySplit()
+        }
+    }
+
+    mutating func add(_ other: ThreadTally) {
+        sent += other.sent
+        expected += other.expected
+        delivered += other.delivered
+        duplicated += other.duplicated
+        reordered += other.reordered
+        latency.add(other.latency)
+        if let same = other.sameRelay, let cross = other.crossRelay {
+            if sameRelay == nil { sameRelay = RelaySplit() }
+            if crossRelay == nil { crossRelay = RelaySplit() }
+            sameRelay!.delivered += same.delivered
+            sameRelay!.latency.add(same.latency)
+            crossRelay!.delivered += cross.delivered
+            crossRelay!.latency.add(cross.latency)
+        }
+    }
 }
 
 /// One load-generator thread: an epoll loop over its share of the clients.
@@ -55,7 +93,10 @@ final class BenchThread {
     /// This thread's number (its slot in `RunState.p99SoFar`).
     let number: Int
     var connections: [BenchConnection] = []
-    var tally = ThreadTally()
+    var tally: ThreadTally
+    /// With several relays: the relay of every client (by client index), to tell a
+    /// cross-relay delivery from a same-relay one; empty with one relay.
+    private let relayOfClient: [Int]
     private var schedule: [Int] = []  // connection positions, ordered by nextSendAt
     private var scheduleHead = 0
     /// Connections given a message by the current `sendDue` (kept to reuse its storage).
@@ -74,6 +115,9 @@ final class BenchThread {
         self.interval = UInt64(1_000_000_000 / max(configuration.rate, 0.001))
         self.payload = .allocate(byteCount: configuration.payload, alignment: 8)
         payload.initializeMemory(as: UInt8.self, repeating: 0x5a)
+        let split = configuration.clientAddresses.count > 1
+        self.tally = ThreadTally(splitByRelay: split)
+        self.relayOfClient = split ? (0..<configuration.clients).map(configuration.relay(of:)) : []
     }
 
     deinit {
@@ -85,7 +129,7 @@ final class BenchThread {
 
     /// Opens the client's socket (blocking connect), then makes it non-blocking and joins (over
     /// WebSocket: sends the upgrade request, and joins once `receive` has checked the answer).
-    func connect(client: Int, to remote: SocketAddress) throws(BenchError) {
+    func connect(client: Int, to remote: SocketAddress, host: String) throws(BenchError) {
         let fd = socket(remote.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno))) (raise the descriptor limit?)") }
         var one: Int32 = 1
@@ -106,7 +150,7 @@ final class BenchThread {
         let webSocket = configuration.transport == .webSocket
         let connection = BenchConnection(
             index: client, room: room, roomName: configuration.roomName(room), fd: fd, position: connections.count,
-            maskingKey: webSocket ? UInt32.random(in: 0...UInt32.max) : 0)
+            maskingKey: webSocket ? UInt32.random(in: 0...UInt32.max) : 0, relay: configuration.relay(of: client), host: host)
         do {
             try epoll.add(fd, events: gs_EPOLLIN, token: UInt64(connections.count))
         } catch {
@@ -117,7 +161,7 @@ final class BenchThread {
         if webSocket {
             let upgrade = WebSocketUpgrade()
             connection.upgrade = upgrade
-            connection.output += upgrade.request(host: configuration.clientAddress)
+            connection.output += upgrade.request(host: connection.host)
         } else {
             connection.output += wire.handshake(room: connection.roomName)
         }
@@ -132,7 +176,7 @@ final class BenchThread {
         case .incomplete:
             return false
         case .failed(let reason):
-            state.fail("client \(connection.index): WebSocket handshake with \(configuration.clientAddress) failed: \(reason)")
+            state.fail("client \(connection.index): WebSocket handshake with \(connection.host) failed: \(reason)")
             connection.input.removeAll()
             return false
         case .upgraded(let headBytes):
@@ -307,7 +351,18 @@ final class BenchThread {
         }
         guard sentAt >= measureStart && sentAt < measureEnd else { return }
         tally.delivered += 1
-        tally.latency.record(receivedAt > sentAt ? (receivedAt - sentAt) / 1000 : 0)
+        let microseconds = receivedAt > sentAt ? (receivedAt - sentAt) / 1000 : 0
+        tally.latency.record(microseconds)
+        // Several relays: one array read and a comparison more (the histograms exist already).
+        if !relayOfClient.isEmpty, sender < relayOfClient.count {
+            if relayOfClient[sender] == receiver.relay {
+                tally.sameRelay!.delivered += 1
+                tally.sameRelay!.latency.record(microseconds)
+            } else {
+                tally.crossRelay!.delivered += 1
+                tally.crossRelay!.latency.record(microseconds)
+            }
+        }
     }
 
     /// Closed loop: the member after `sender` in its room confirms its messages.

@@ -26,14 +26,23 @@ public enum LoadGenerator {
     /// Threads are plain pthreads owning their `BenchThread`; this one coordinates.
     static func runBlocking(_ configuration: BenchConfiguration, progress: @Sendable (String) -> Void) throws(BenchError) -> BenchReport {
         raiseDescriptorLimit(to: configuration.clients * 2 + 256)
-        let remote: SocketAddress
-        do { remote = try SocketAddress(parsing: configuration.clientAddress) } catch { throw BenchError(error.description) }
+        var remotes: [SocketAddress] = []
+        for address in configuration.clientAddresses {
+            do { remotes.append(try SocketAddress(parsing: address)) } catch { throw BenchError(error.description) }
+        }
         let threadCount = min(configuration.threads, configuration.clients)
         let state = RunState(clients: configuration.clients, window: configuration.window, threads: threadCount)
-        let rssBefore = configuration.serverPID.flatMap(ProcessCPU.residentKiB(pid:))
+        let pids = configuration.serverPIDs
+        // Per worker thread: the relay's, so with one PID, or with several the first (the relay
+        // whose metrics endpoint is given, if one is).
+        let workerPID = pids.count == 1 || configuration.metricsAddress != nil ? pids.first : nil
+        let rssBefore = ProcessCPU.residentKiB(pids: pids)
         // The relay's counters before any client connects: checks the endpoint answers, and is
         // the baseline for the handoffs made while the clients join.
         let countersBefore = try configuration.metricsAddress.map { address throws(BenchError) in try RelayCounters.scrape(address) }
+        // Likewise the other relays' and the NATS servers' monitoring endpoints, before anything connects.
+        for address in configuration.metricsAddresses.dropFirst() { _ = try RelayCounters.scrape(address) }
+        if !configuration.natsMonitorAddresses.isEmpty { _ = try NATSMonitor.scrape(configuration.natsMonitorAddresses) }
         var threads: [BenchThread] = []
         do {
             for number in 0..<threadCount {
@@ -43,7 +52,8 @@ public enum LoadGenerator {
             throw BenchError("cannot create a load thread: \(error)")
         }
         for client in 0..<configuration.clients {
-            try threads[client % threads.count].connect(client: client, to: remote)
+            let relay = configuration.relay(of: client)
+            try threads[client % threads.count].connect(client: client, to: remotes[relay], host: configuration.clientAddresses[relay])
         }
         var handles: [pthread_t] = []
         for (number, thread) in threads.enumerated() {
@@ -76,7 +86,7 @@ public enum LoadGenerator {
             }
             usleep(2_000)
         }
-        let rssJoined = configuration.serverPID.flatMap(ProcessCPU.residentKiB(pid:))
+        let rssJoined = ProcessCPU.residentKiB(pids: pids)
         let start = MonotonicClock.nowNanoseconds() + 50_000_000
         state.start.store(start, ordering: .releasing)
         let measureStart = start + UInt64(configuration.warmup.nanoseconds)
@@ -86,10 +96,14 @@ public enum LoadGenerator {
         // The measured window's samples: taken once when it opens and once when it closes.
         var windowOpened = false
         var windowClosed = false
-        var serverCPUAtStart: Double?
+        var serverCPUAtStart: [Double]?
         var generatorCPUAtStart = 0.0
+        var natsAtStart = NATSMessageCounts()
+        var natsWindow: NATSMessageCounts?
         var workerCPUAtStart: [Int: Double] = [:]
         var countersAtStart: [Int: WorkerCounters] = [:]
+        var relayTotalsAtStart: [WorkerCounters] = []
+        var relayCounters: [WorkerCounters] = []
         var relayWindow: RelayWindow?
         var lastDelivered = 0
         var lastTick = MonotonicClock.nowNanoseconds()
@@ -98,24 +112,44 @@ public enum LoadGenerator {
             if state.stop.load(ordering: .relaxed) || (now >= drainEnd && windowClosed) { break }
             if !windowOpened && now >= measureStart {
                 windowOpened = true
-                serverCPUAtStart = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
+                serverCPUAtStart = ProcessCPU.seconds(pids: pids)
                 generatorCPUAtStart = ProcessCPU.selfSeconds()
-                workerCPUAtStart = configuration.serverPID.map { ProcessCPU.threadSeconds(pid: $0) } ?? [:]
+                workerCPUAtStart = workerPID.map { ProcessCPU.threadSeconds(pid: $0) } ?? [:]
                 if let address = configuration.metricsAddress {
                     do throws(BenchError) { countersAtStart = try RelayCounters.scrape(address) } catch { state.fail(error.description) }
+                }
+                if configuration.metricsAddresses.count > 1 {
+                    do throws(BenchError) {
+                        relayTotalsAtStart = [RelayCounters.total(countersAtStart)]
+                        for address in configuration.metricsAddresses.dropFirst() { relayTotalsAtStart.append(RelayCounters.total(try RelayCounters.scrape(address))) }
+                    } catch { state.fail(error.description) }
+                }
+                if !configuration.natsMonitorAddresses.isEmpty {
+                    do throws(BenchError) { natsAtStart = try NATSMonitor.scrape(configuration.natsMonitorAddresses) } catch { state.fail(error.description) }
                 }
             }
             if windowOpened && !windowClosed && now >= measureEnd {
                 windowClosed = true
                 // Sample CPU at the end of the measured window, not after the drain.
-                let serverEnd = configuration.serverPID.flatMap(ProcessCPU.seconds(pid:))
+                let serverEnd = ProcessCPU.seconds(pids: pids)
                 let generatorEnd = ProcessCPU.selfSeconds()
-                let serverWindow = serverEnd.flatMap { end in serverCPUAtStart.map { end - $0 } }
-                state.cpuWindow.withLock { $0 = (serverWindow, generatorEnd - generatorCPUAtStart) }
-                let workerCPUAtEnd = configuration.serverPID.map { ProcessCPU.threadSeconds(pid: $0) } ?? [:]
+                let serverEach = serverEnd.flatMap { end in serverCPUAtStart.map { start in zip(end, start).map { $0 - $1 } } } ?? []
+                let serverWindow = serverEach.isEmpty ? nil : serverEach.reduce(0, +)
+                state.cpuWindow.withLock { $0 = (serverWindow, serverEach, generatorEnd - generatorCPUAtStart) }
+                if !configuration.natsMonitorAddresses.isEmpty {
+                    do throws(BenchError) { natsWindow = try NATSMonitor.scrape(configuration.natsMonitorAddresses) - natsAtStart } catch { state.fail(error.description) }
+                }
+                let workerCPUAtEnd = workerPID.map { ProcessCPU.threadSeconds(pid: $0) } ?? [:]
                 var countersAtEnd: [Int: WorkerCounters] = [:]
                 if let address = configuration.metricsAddress {
                     do throws(BenchError) { countersAtEnd = try RelayCounters.scrape(address) } catch { state.fail(error.description) }
+                }
+                if configuration.metricsAddresses.count > 1, relayTotalsAtStart.count == configuration.metricsAddresses.count {
+                    do throws(BenchError) {
+                        var totals = [RelayCounters.total(countersAtEnd)]
+                        for address in configuration.metricsAddresses.dropFirst() { totals.append(RelayCounters.total(try RelayCounters.scrape(address))) }
+                        relayCounters = zip(totals, relayTotalsAtStart).map { $0.since($1) }
+                    } catch { state.fail(error.description) }
                 }
                 relayWindow = RelayWindow(
                     cpuAtStart: workerCPUAtStart, cpuAtEnd: workerCPUAtEnd,
@@ -137,18 +171,12 @@ public enum LoadGenerator {
         if let failure = state.failure.withLock({ $0 }) { throw BenchError(failure) }
 
         var total = ThreadTally()
-        for thread in threads {
-            total.sent += thread.tally.sent
-            total.expected += thread.tally.expected
-            total.delivered += thread.tally.delivered
-            total.duplicated += thread.tally.duplicated
-            total.reordered += thread.tally.reordered
-            total.latency.add(thread.tally.latency)
-        }
+        for thread in threads { total.add(thread.tally) }
         let cpu = state.cpuWindow.withLock { $0 }
         return BenchReport(
             configuration: configuration, tally: total, serverCPUSeconds: cpu.server, generatorCPUSeconds: cpu.generator,
-            serverRSSKiB: (rssBefore ?? 0, rssJoined ?? 0), relay: relayWindow)
+            serverRSSKiB: (rssBefore ?? 0, rssJoined ?? 0), relay: relayWindow,
+            serverCPUSecondsEach: cpu.each, natsMessages: natsWindow, relayCounters: relayCounters)
     }
 
     private static func raiseDescriptorLimit(to wanted: Int) {
@@ -160,6 +188,26 @@ public enum LoadGenerator {
 enum ProcessCPU {
     /// User + system CPU seconds of `pid` (fields 14 and 15 of /proc/PID/stat).
     static func seconds(pid: Int32) -> Double? { seconds(statPath: "/proc/\(pid)/stat") }
+
+    /// Each one's CPU seconds, in order; nil if there are none or one cannot be read.
+    static func seconds(pids: [Int32]) -> [Double]? {
+        var result: [Double] = []
+        for pid in pids {
+            guard let cpu = seconds(pid: pid) else { return nil }
+            result.append(cpu)
+        }
+        return result.isEmpty ? nil : result
+    }
+
+    /// Their resident set sizes summed, in KiB; nil if there are none or one cannot be read.
+    static func residentKiB(pids: [Int32]) -> Int? {
+        var total = 0
+        for pid in pids {
+            guard let kib = residentKiB(pid: pid) else { return nil }
+            total += kib
+        }
+        return pids.isEmpty ? nil : total
+    }
 
     /// User + system CPU seconds from a /proc stat file (a process's or a thread's).
     static func seconds(statPath: String) -> Double? {

@@ -16,6 +16,12 @@ public struct WorkerCounters: Sendable, Equatable {
     public var handoffsOut = 0
     /// `ghostsync_connections`: client connections open on the worker (a gauge).
     public var connections = 0
+    /// `ghostsync_cluster_messages_total{direction="out"}`: NATS messages the worker published.
+    public var clusterMessagesOut = 0
+    /// `ghostsync_cluster_messages_total{direction="in"}`: NATS messages the worker received.
+    public var clusterMessagesIn = 0
+    /// `ghostsync_cluster_drops_total`: cluster publishes the worker dropped.
+    public var clusterDrops = 0
 
     public init() {}
 
@@ -27,6 +33,9 @@ public struct WorkerCounters: Sendable, Equatable {
         delta.writeCalls -= earlier.writeCalls
         delta.handoffsIn -= earlier.handoffsIn
         delta.handoffsOut -= earlier.handoffsOut
+        delta.clusterMessagesOut -= earlier.clusterMessagesOut
+        delta.clusterMessagesIn -= earlier.clusterMessagesIn
+        delta.clusterDrops -= earlier.clusterDrops
         return delta
     }
 }
@@ -35,39 +44,27 @@ public struct WorkerCounters: Sendable, Equatable {
 enum RelayCounters {
     /// GET /metrics from `address` (host:port) over a blocking socket, bounded in time.
     static func scrape(_ address: String, timeout seconds: Int = 5) throws(BenchError) -> [Int: WorkerCounters] {
-        let remote: SocketAddress
-        do { remote = try SocketAddress(parsing: address) } catch { throw BenchError("metrics address \(address): \(error.description)") }
-        let fd = socket(remote.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var limit = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        guard remote.withSockAddr({ connect(fd, $0, $1) }) == 0 else {
-            throw BenchError("cannot reach the relay's metrics endpoint at \(address): \(String(cString: strerror(errno)))")
-        }
-        let request = Array("GET /metrics HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\n\r\n".utf8)
-        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
-            throw BenchError("cannot send the metrics request to \(address)")
-        }
-        var response: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count == 0 { break }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw BenchError("reading the metrics from \(address): \(String(cString: strerror(errno)))")
-            }
-            response += chunk[0..<count]
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        guard text.hasPrefix("HTTP/1.1 200") || text.hasPrefix("HTTP/1.0 200") else {
-            throw BenchError("the metrics endpoint at \(address) answered: \(text.prefix { $0 != "\r" })")
-        }
+        let text = try HTTPGet.text(path: "/metrics", from: address, endpoint: "the relay's metrics endpoint", timeout: seconds)
         let counters = parse(text)
         if counters.isEmpty { throw BenchError("no per-worker ghostsync_ counters at \(address)/metrics (not a GhostSync relay?)") }
         return counters
+    }
+
+    /// A relay's counters summed over its workers (`connections`: the sum of the gauges).
+    static func total(_ workers: [Int: WorkerCounters]) -> WorkerCounters {
+        var sum = WorkerCounters()
+        for counters in workers.values {
+            sum.framesIn += counters.framesIn
+            sum.framesOut += counters.framesOut
+            sum.writeCalls += counters.writeCalls
+            sum.handoffsIn += counters.handoffsIn
+            sum.handoffsOut += counters.handoffsOut
+            sum.connections += counters.connections
+            sum.clusterMessagesOut += counters.clusterMessagesOut
+            sum.clusterMessagesIn += counters.clusterMessagesIn
+            sum.clusterDrops += counters.clusterDrops
+        }
+        return sum
     }
 
     /// Per-worker counters from Prometheus exposition text: sample lines
@@ -77,8 +74,14 @@ enum RelayCounters {
         for line in text.split(separator: "\n") where line.hasPrefix("ghostsync_") {
             guard let brace = line.firstIndex(of: "{"), let close = line.firstIndex(of: "}") else { continue }
             let name = line[..<brace]
+            let labels = line[line.index(after: brace)..<close]
             let field: WritableKeyPath<WorkerCounters, Int>
             switch name {
+            case "ghostsync_cluster_messages_total":
+                if labels.contains("direction=\"out\"") { field = \.clusterMessagesOut }
+                else if labels.contains("direction=\"in\"") { field = \.clusterMessagesIn }
+                else { continue }
+            case "ghostsync_cluster_drops_total": field = \.clusterDrops
             case "ghostsync_frames_in_total": field = \.framesIn
             case "ghostsync_frames_out_total": field = \.framesOut
             case "ghostsync_write_calls_total": field = \.writeCalls
@@ -87,7 +90,6 @@ enum RelayCounters {
             case "ghostsync_connections": field = \.connections
             default: continue
             }
-            let labels = line[line.index(after: brace)..<close]
             guard let label = labels.split(separator: ",").first(where: { $0.hasPrefix("worker=\"") }),
                   let worker = Int(label.dropFirst("worker=\"".count).prefix { $0 != "\"" }),
                   let value = Double(line[line.index(after: close)...].trimmingPrefix(" ").prefix { $0 != " " })
@@ -164,5 +166,46 @@ public struct WorkerWindow: Sendable {
     public var deliveriesPerCPUSecond: Double? {
         guard let cpu = cpuSeconds, cpu > 0, let counters else { return nil }
         return Double(counters.framesOut) / cpu
+    }
+}
+
+/// One HTTP GET over a blocking socket, bounded in time: what the load generator reads from a
+/// relay's `/metrics` and a NATS server's `/varz`.
+enum HTTPGet {
+    /// The whole response (status line, headers, body) of `GET path` at `address` (host:port),
+    /// which must answer 200. Asked as HTTP/1.0, so the body comes whole, never chunked (Go's
+    /// server, nats-server's, chunks larger HTTP/1.1 bodies).
+    static func text(path: String, from address: String, endpoint: String, timeout seconds: Int = 5) throws(BenchError) -> String {
+        let remote: SocketAddress
+        do { remote = try SocketAddress(parsing: address) } catch { throw BenchError("\(endpoint) address \(address): \(error.description)") }
+        let fd = socket(remote.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var limit = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        guard remote.withSockAddr({ connect(fd, $0, $1) }) == 0 else {
+            throw BenchError("cannot reach \(endpoint) at \(address): \(String(cString: strerror(errno)))")
+        }
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(address)\r\nConnection: close\r\n\r\n".utf8)
+        guard request.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
+            throw BenchError("cannot send the request for \(path) to \(address)")
+        }
+        var response: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count == 0 { break }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw BenchError("reading \(path) from \(address): \(String(cString: strerror(errno)))")
+            }
+            response += chunk[0..<count]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.1 200") || text.hasPrefix("HTTP/1.0 200") else {
+            throw BenchError("\(endpoint) at \(address) answered: \(text.prefix { $0 != "\r" })")
+        }
+        return text
     }
 }

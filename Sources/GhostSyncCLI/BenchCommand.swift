@@ -24,18 +24,30 @@ struct BenchCommand: AsyncParsableCommand {
             fails the run), then joins and sends each message as one masked binary frame (a random \
             masking key per connection). --addr is not used then. Everything else, and the \
             report, is the same as over TCP; the JSON line says "transport":"ws" (else "tcp").
+
+            Several relays of one cluster (`relay --cluster`): repeat --addr (or --ws-addr). \
+            The members of each room alternate over them (the k-th member of a room connects to \
+            relay k mod N), so every room has members on every relay and the clients split evenly \
+            when each room's member count is a multiple of N. The report adds the deliveries \
+            and latency between clients of the same relay and of different relays ("same_relay", \
+            "cross_relay"). Repeat --server-pid to count the CPU of every relay and NATS server \
+            (summed; each one's in "server_cpu_seconds_each"), and give --nats-monitor (a \
+            nats-server's -m port) for the NATS messages per broadcast over the measured window, \
+            and --metrics once per relay for each relay's frames and NATS messages ("relay_counters").
             """
     )
 
     @Option(help: "ghost, redis or nats.")
     var target: BenchTarget = .ghost
-    @Option(help: "Relay address (TCP).")
-    var addr = "127.0.0.1:7777"
+    @Option(help: ArgumentHelp(
+        "Relay address (TCP); repeat for the relays of a cluster, each room's members alternating over them (default: 127.0.0.1:7777).",
+        valueName: "host:port"))
+    var addr: [String] = []
     @Option(help: "tcp, or ws for WebSocket clients to --ws-addr, connecting as browsers do (--target ghost only).")
     var transport: BenchTransport = .tcp
     @Option(name: .customLong("ws-addr"), help: ArgumentHelp(
-        "The relay's WebSocket address (its --ws), for --transport ws.", valueName: "host:port"))
-    var webSocketAddress: String?
+        "The relay's WebSocket address (its --ws), for --transport ws; repeatable, like --addr.", valueName: "host:port"))
+    var webSocketAddress: [String] = []
     @Option(help: "Simulated clients (connections).")
     var clients = 100
     @Option(help: "Rooms (channels, subjects).")
@@ -54,19 +66,25 @@ struct BenchCommand: AsyncParsableCommand {
     var window = 8
     @Option(help: "Load-generator threads.")
     var threads = 1
-    @Option(help: "The relay's PID: its CPU time over the measured window is reported.")
-    var serverPID: Int32?
     @Option(help: ArgumentHelp(
-        "A GhostSync relay's metrics endpoint (host:port): per-worker counters over the measured window, with CPU per worker thread when --server-pid is given.",
+        "The relay's PID: its CPU time over the measured window is reported. Repeatable: the CPU of every relay and NATS server given is summed.",
+        valueName: "pid"))
+    var serverPID: [Int32] = []
+    @Option(name: .customLong("nats-monitor"), help: ArgumentHelp(
+        "A NATS server's monitoring endpoint (nats-server -m): its /varz in_msgs and out_msgs over the measured window, per broadcast. Repeatable (summed).",
         valueName: "host:port"))
-    var metrics: String?
+    var natsMonitor: [String] = []
+    @Option(help: ArgumentHelp(
+        "A GhostSync relay's metrics endpoint (host:port): per-worker counters over the measured window, with CPU per worker thread when --server-pid is given. Repeat for the relays of a cluster (the first one's per worker): each relay's frames and NATS messages over the window.",
+        valueName: "host:port"))
+    var metrics: [String] = []
     @Option(help: "Room name prefix.")
     var roomPrefix = "room-"
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
 
     func validate() throws {
-        if webSocketAddress != nil && transport != .webSocket {
+        if !webSocketAddress.isEmpty && transport != .webSocket {
             throw ValidationError("--ws-addr is for --transport ws (the clients use --addr over TCP)")
         }
     }
@@ -74,9 +92,9 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         var configuration = BenchConfiguration()
         configuration.target = target
-        configuration.address = addr
+        if !addr.isEmpty { configuration.addresses = addr }
         configuration.transport = transport
-        configuration.webSocketAddress = webSocketAddress
+        configuration.webSocketAddresses = webSocketAddress
         configuration.clients = clients
         configuration.rooms = rooms
         configuration.rate = rate
@@ -86,9 +104,10 @@ struct BenchCommand: AsyncParsableCommand {
         configuration.mode = mode
         configuration.window = window
         configuration.threads = threads
-        configuration.serverPID = serverPID
+        configuration.serverPIDs = serverPID
+        configuration.natsMonitorAddresses = natsMonitor
         configuration.roomPrefix = roomPrefix
-        configuration.metricsAddress = metrics
+        configuration.metricsAddresses = metrics
         do {
             let report = try await LoadGenerator.run(configuration) { line in
                 let text = "\r\(line)   "

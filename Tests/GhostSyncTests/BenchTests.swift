@@ -85,6 +85,9 @@ extension Relay {
                 ghostsync_connections{worker="0"} 10
                 ghostsync_connections{worker="1"} 12
                 ghostsync_clients 22
+                ghostsync_cluster_messages_total{worker="1",direction="out"} 40
+                ghostsync_cluster_messages_total{direction="in",worker="1"} 41
+                ghostsync_cluster_drops_total{worker="0"} 2
                 ghostsync_loop_iteration_seconds_bucket{worker="0",le="1e-05"} 99
                 ghostsync_loop_iteration_seconds_count{worker="0"} 99
                 """
@@ -100,6 +103,9 @@ extension Relay {
             second.framesIn = 7
             second.handoffsIn = 3
             second.connections = 12
+            second.clusterMessagesOut = 40
+            second.clusterMessagesIn = 41
+            first.clusterDrops = 2
             #expect(workers[0] == first)
             #expect(workers[1] == second)
         }
@@ -181,6 +187,109 @@ extension Relay {
                 }
             }
             #expect(BenchConfiguration().clientAddress == "127.0.0.1:7777")
+        }
+
+        /// Several relays: the members of every room alternate over them, so each room has
+        /// members on every relay (client i mod N would put all of a room on one relay whenever
+        /// the rooms are a multiple of N), and the clients split evenly.
+        @Test func severalRelaysShareEveryRoom() throws {
+            var configuration = BenchConfiguration()
+            configuration.clients = 1000
+            configuration.rooms = 100
+            #expect(configuration.addresses == ["127.0.0.1:7777"] && configuration.address == "127.0.0.1:7777")
+            #expect((0..<1000).allSatisfy { configuration.relay(of: $0) == 0 })
+            configuration.addresses = ["127.0.0.1:7001", "127.0.0.1:7002"]
+            #expect(configuration.clientAddresses == ["127.0.0.1:7001", "127.0.0.1:7002"])
+            var perRelay = [0, 0]
+            var perRoomAndRelay = [[Int]](repeating: [0, 0], count: 100)
+            for client in 0..<1000 {
+                let relay = configuration.relay(of: client)
+                perRelay[relay] += 1
+                perRoomAndRelay[configuration.room(of: client)][relay] += 1
+            }
+            #expect(perRelay == [500, 500])
+            #expect(perRoomAndRelay.allSatisfy { $0 == [5, 5] })
+            // Three relays, rooms of 4 or 3 members: every room has members on three relays at most
+            // one apart.
+            configuration.addresses = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]
+            configuration.clients = 11
+            configuration.rooms = 3
+            for room in 0..<3 {
+                let relays = (0..<11).filter { configuration.room(of: $0) == room }.map(configuration.relay(of:))
+                #expect(Set(relays) == [0, 1, 2])
+            }
+            #expect(throws: Never.self) { try configuration.validated() }
+            // Setting the one address replaces the list; an empty list or too many is refused.
+            configuration.address = "127.0.0.1:7009"
+            #expect(configuration.addresses == ["127.0.0.1:7009"])
+            configuration.addresses = []
+            #expect(throws: BenchError.self) { try configuration.validated() }
+            configuration.addresses = (0..<65).map { "127.0.0.1:\(7000 + $0)" }
+            #expect(throws: BenchError.self) { try configuration.validated() }
+            // WebSocket clients spread over the WebSocket addresses the same way.
+            configuration = BenchConfiguration()
+            configuration.transport = .webSocket
+            configuration.webSocketAddresses = ["127.0.0.1:7780", "127.0.0.1:7781"]
+            configuration.clients = 4
+            configuration.rooms = 2
+            #expect(configuration.clientAddresses == ["127.0.0.1:7780", "127.0.0.1:7781"])
+            #expect((0..<4).map(configuration.relay(of:)) == [0, 0, 1, 1])
+            configuration.webSocketAddresses = ["127.0.0.1:7780", "nonsense"]
+            #expect(throws: BenchError.self) { try configuration.validated() }
+        }
+
+        /// `ghost-sync bench --addr A --addr B --server-pid P --server-pid Q --json`, against two
+        /// relays that are not in a cluster: the clients split over both, every delivery between
+        /// members of one relay arrives and is counted as same-relay, none crosses, and the CPU
+        /// of both PIDs is summed. One --addr keeps the JSON line as it was.
+        @Test func benchCommandTakesSeveralRelaysAndServerPIDs() async throws {
+            let rooms = (1...2).map { "room-\($0)" }
+            try await withServer(workers: 1, rooms: rooms) { _, first in
+                try await withServer(workers: 1, rooms: rooms) { _, second in
+                    let common = ["bench", "--clients", "8", "--rooms", "2", "--rate", "40", "--duration", "800ms", "--warmup", "200ms", "--json"]
+                    let pid = "\(getpid())"
+                    let split = try Subprocess("ghost-sync", common + [
+                        "--addr", "127.0.0.1:\(first)", "--addr", "127.0.0.1:\(second)", "--server-pid", pid, "--server-pid", pid])
+                    #expect(try split.wait(timeout: .seconds(30)) == 0, "\(split.stderrText)")
+                    let object = try #require(try JSONSerialization.jsonObject(with: Data(split.remainingOutput().utf8)) as? [String: Any])
+                    #expect(object["relays"] as? [String] == ["127.0.0.1:\(first)", "127.0.0.1:\(second)"])
+                    let sent = try #require(object["sent"] as? Int)
+                    #expect(sent > 0)
+                    #expect(object["expected"] as? Int == sent * 3)  // four members per room, two on each relay
+                    #expect(object["delivered"] as? Int == sent)  // only the one on the sender's relay
+                    #expect(object["delivered_same_relay"] as? Int == sent)
+                    #expect(object["delivered_cross_relay"] as? Int == 0)
+                    #expect((object["latency_same_relay_us"] as? [String: Any])?["p99"] is Int)
+                    #expect((object["latency_cross_relay_us"] as? [String: Any])?["p50"] as? Int == 0)
+                    let each = try #require(object["server_cpu_seconds_each"] as? [Double])
+                    #expect(each.count == 2)
+                    let total = try #require(object["server_cpu_seconds"] as? Double)
+                    #expect(abs(total - each.reduce(0, +)) < 1e-9)
+                    #expect(object["nats_in_msgs"] == nil)
+
+                    let single = try Subprocess("ghost-sync", common + ["--addr", "127.0.0.1:\(first)", "--server-pid", pid])
+                    #expect(try single.wait(timeout: .seconds(30)) == 0, "\(single.stderrText)")
+                    let line = try #require(try JSONSerialization.jsonObject(with: Data(single.remainingOutput().utf8)) as? [String: Any])
+                    #expect(line["delivered"] as? Int == line["expected"] as? Int)
+                    for key in ["relays", "delivered_same_relay", "latency_cross_relay_us", "server_cpu_seconds_each", "nats_in_msgs"] {
+                        #expect(line[key] == nil, "\(key)")
+                    }
+                }
+            }
+        }
+
+        @Test func varzGivesNATSMessageCounts() {
+            let text = """
+                HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{
+                  "server_id": "N1",
+                  "cluster": {},
+                  "in_msgs": 1234,
+                  "out_msgs":56,
+                  "in_bytes": 9
+                }
+                """
+            #expect(NATSMonitor.parse(text) == NATSMessageCounts(inMessages: 1234, outMessages: 56))
+            #expect(NATSMonitor.parse("{\"in_msgs\": 1}") == nil)
         }
 
         @Test func missingRoomsAreReported() async throws {
@@ -421,6 +530,64 @@ extension Relay {
             #expect(report.delivered == report.expected)
             #expect(report.lost == 0 && report.duplicated == 0 && report.reordered == 0)
             #expect(report.serverCPUSeconds != nil)
+        }
+    }
+}
+
+extension Relay {
+    /// The load generator against two relays in a cluster over a real nats-server: what
+    /// `make cluster-bench` measures, small.
+    @Suite(.enabled(if: NATSServerProcess.isInstalled, "nats-server is not installed (make deps installs it)"))
+    struct ClusterBenchTests {
+        /// Every delivery arrives, about half of them across relays; each broadcast costs the
+        /// NATS server one message in (the sender's relay publishes it once) and one out (to the
+        /// other relay), plus the heartbeats.
+        @Test func deliveriesAcrossTwoRelaysAndNATSMessagesPerBroadcast() async throws {
+            let nats = try NATSServerProcess.start(jetStream: true)
+            defer { nats.stop() }
+            let relays = try ["a", "b"].map { node in
+                try RelayProcess(["--rooms", "4", "--cluster", nats.clientURL, "--node", node, "--heartbeat-interval", "100ms"])
+            }
+            try await eventually {
+                relays.allSatisfy { (try? $0.metric("ghostsync_cluster_links_up")) == 2 && (try? $0.metric("ghostsync_cluster_nodes")) == 1 }
+            }
+            var run = smallBenchRun(port: relays[0].relayPort, clients: 20, rooms: 4, rate: 50)
+            run.addresses = relays.map(\.relay)
+            run.serverPIDs = relays.map(\.process.pid) + [try #require(nats.pid)]
+            run.natsMonitorAddresses = ["127.0.0.1:\(nats.monitorPort)"]
+            run.metricsAddresses = relays.map(\.metrics)
+            let report = try await LoadGenerator.run(run)
+            #expect(report.sent > 0)
+            #expect(report.expected == report.sent * 4)
+            #expect(report.delivered == report.expected)
+            #expect(report.lost == 0 && report.duplicated == 0 && report.reordered == 0)
+            // Five members per room, alternating: a sender has one or two others on its relay.
+            let same = try #require(report.sameRelay)
+            let cross = try #require(report.crossRelay)
+            #expect(same.delivered + cross.delivered == report.delivered)
+            #expect(same.delivered > 0 && cross.delivered > same.delivered)
+            #expect(cross.latencyMicroseconds.p50 > 0)
+            #expect(report.serverCPUSecondsEach.count == 3)
+            // Per relay over the window: one publish per broadcast its clients sent (the
+            // heartbeats aside), none dropped, and what the other relay published received.
+            #expect(report.relayCounters.count == 2)
+            for (relay, counters) in report.relayCounters.enumerated() {
+                let perFrame = Double(counters.clusterMessagesOut) / Double(max(1, counters.framesIn))
+                #expect(counters.framesIn > 0 && perFrame > 0.9 && perFrame < 1.2, "relay \(relay): \(counters)")
+                #expect(counters.clusterDrops == 0)
+                #expect(counters.clusterMessagesIn > 0)
+            }
+            let perBroadcast = try #require(report.natsMessagesPerBroadcast)
+            // 100 ms heartbeats from two relays (heard by three other workers) are the rest.
+            #expect(perBroadcast.in > 0.9 && perBroadcast.in < 1.2, "\(perBroadcast)")
+            #expect(perBroadcast.out > 0.9 && perBroadcast.out < 1.3, "\(perBroadcast)")
+            let object = try JSONSerialization.jsonObject(with: Data(report.json.utf8)) as? [String: Any]
+            #expect(object?["nats_in_msgs"] as? Int == report.natsMessages?.inMessages)
+            #expect(object?["delivered_cross_relay"] as? Int == cross.delivered)
+            let counters = try #require(object?["relay_counters"] as? [[String: Any]])
+            #expect(counters.map { $0["nats_published"] as? Int } == report.relayCounters.map(\.clusterMessagesOut))
+            #expect(report.table.contains("cross relay"))
+            #expect(report.table.contains("NATS published"))
         }
     }
 }
