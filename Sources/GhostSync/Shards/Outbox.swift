@@ -192,14 +192,11 @@ package struct Outbox: ~Copyable {
     /// position kept in registers instead of written back per frame.
     @inline(__always)
     package mutating func consumeWhole(frames: Int) {
-        headOffset = 0
         guard let storage else {
-            // No ring: at most one frame, held inline.
-            single!.release()
-            single = nil
-            count = 0
+            popHead()  // no ring: at most one frame, held inline
             return
         }
+        headOffset = 0
         let mask = slots &- 1
         var index = head
         for _ in 0..<frames {
