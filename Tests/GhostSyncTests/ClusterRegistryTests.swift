@@ -73,7 +73,7 @@ extension Relay {
                 let admin = try NATSTestClient(port: nats.port)
                 let bucket = try KVBucketConfiguration(bucket: "ghost_rooms")
                 _ = try admin.request(bucket.streamDeleteSubject)
-                let outcome = Mutex<Result<Void, ServerError>?>(nil)
+                let outcome = Locked<Result<Void, ServerError>?>(nil)
                 let thread = try NativeThread.start {
                     let result = Result { () throws(ServerError) in try relays[0].createRoom("arena") }
                     outcome.withLock { $0 = result }
@@ -94,7 +94,7 @@ extension Relay {
             try await withCluster(["a", "b"], over: [nats.clientURL]) { relays in
                 for round in 0..<10 {
                     let roomID = "race-\(round)"
-                    let outcomes = Mutex<[Bool]>([])
+                    let outcomes = Locked<[Bool]>([])
                     let go = Atomic<Bool>(false)
                     var threads: [pthread_t] = []
                     for relay in relays {

@@ -44,7 +44,7 @@ final class RegistryRequest: @unchecked Sendable {
     // Invariants: `semaphore` is initialised in `init`, destroyed in `deinit`, never moved;
     // `outcome` is written once (under its lock) before the one `sem_post`, read after `sem_wait`.
     private let semaphore: UnsafeMutablePointer<sem_t>
-    private let outcome = Mutex<RegistryOutcome?>(nil)
+    private let outcome = Locked<RegistryOutcome?>(nil)
 
     init(_ operation: RegistryOperation, deadline: Int64) {
         self.operation = operation

@@ -16,12 +16,12 @@ final class RoomRegistry: Sendable {
     let configuration: ClusterConfiguration
     let node: ClusterNodeID
     let wake: EventSignal
-    private let queue = Mutex<[RegistryRequest]>([])
+    private let queue = Locked<[RegistryRequest]>([])
     private let stopping = Atomic<Bool>(false)
     /// The registry thread, to refuse blocking calls made on it (hooks it runs).
     private let threadID = Atomic<UInt>(0)
-    private let thread = Mutex<pthread_t?>(nil)
-    private let state = Mutex<LoadState>(LoadState())
+    private let thread = Locked<pthread_t?>(nil)
+    private let state = Locked<LoadState>(LoadState())
     /// Whether the watch has caught up with the bucket and the connection is up.
     let isReady = Atomic<Bool>(false)
 
