@@ -182,7 +182,13 @@ public final class ServerHandle: Sendable {
         return members[roomID] ?? []
     }
 
-    public func roomClientCount(_ roomID: String) -> Int? { roomClients(roomID)?.count }
+    public func roomClientCount(_ roomID: String) -> Int? {
+        guard let record = core.rooms.record(roomID) else { return nil }
+        // A count, not the member list: callers poll it, and the list is built under the
+        // lock every join of the room takes.
+        guard core.registry != nil, record.localMemberCount == 0 else { return record.memberCount }
+        return roomClients(roomID)?.count
+    }
 
     /// Every room and its member count, cluster-wide in a cluster (one query to the other relays
     /// for the rooms with no member here).
