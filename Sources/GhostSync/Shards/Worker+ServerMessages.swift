@@ -12,9 +12,8 @@ extension Worker {
     /// a client's broadcast is. A room deleted (or re-created) since the call gets nothing.
     /// In a cluster it also goes to the other relays, whether or not the room has members here.
     func broadcastFromServer(_ data: [UInt8], roomID: String, generation: UInt64) {
-        var room = rooms[roomID]
-        if let live = room, live.generation != generation || live.isDeleted { room = nil }
-        if let live = room, live.isEmpty { room = nil }
+        // The members here, if the room (this generation of it) has any.
+        let room = rooms[roomID].flatMap { $0.generation == generation && !$0.isDeleted && !$0.isEmpty ? $0 : nil }
         guard room != nil || (cluster != nil && core.rooms.record(roomID)?.generation == generation) else { return }
         statistics[.serverBroadcasts] += 1
         let frame = data.withUnsafeBytes { broadcastFrame(senderID: ServerHandle.serverID, data: $0) }
