@@ -246,7 +246,7 @@ final class RegistryLoop {
                 }
             case .members(let query):
                 if query.gatherUntil <= now || query.request.deadline <= now {
-                    query.request.answer(.members(query.members, answered: query.answered))
+                    query.request.answer(.members(query.members))
                     pending[token] = nil
                 }
             case .bucket, .consumer:
@@ -378,7 +378,7 @@ final class RegistryLoop {
             case .create(let request, _, _), .createCheck(let request, _, _), .delete(let request, _, _), .metadata(let request):
                 request.answer(.unavailable(why))
             case .members(let query):
-                query.request.answer(.members(query.members, answered: query.answered))
+                query.request.answer(.members(query.members))
             case .bucket, .consumer:
                 break
             }
@@ -604,7 +604,7 @@ final class RegistryLoop {
         if case .members(let roomIDs) = request.operation {
             // Needs only the connection, not the bucket; without it, say what is known now
             // rather than keep a count waiting.
-            guard link.isConnected else { return request.answer(.members([:], answered: [])) }
+            guard link.isConnected else { return request.answer(.members([:])) }
             return askForMembers(request, roomIDs: roomIDs)
         }
         guard phase == .ready else {
@@ -666,7 +666,7 @@ final class RegistryLoop {
             switch JetStreamResponse.pubAck(message) {
             case .success(let ack):
                 apply(KVEntry(key: key, value: [], operation: .put, revision: ack.sequence), announce: false)
-                request.answer(.created(revision: ack.sequence))
+                request.answer(.created)
             case .failure(.api(let error)) where error.errorCode == JetStreamAPIError.wrongLastSequence && attempt < 3:
                 // Someone else's value, or a delete marker this relay has not seen: look.
                 guard let subject = try? bucket.directGetSubject(forKey: key) else { return request.answer(.alreadyExists) }
@@ -747,7 +747,7 @@ final class RegistryLoop {
         for view in core.clusterViews {
             if let peers = view.withLock({ $0?.peers }) { expected.formUnion(peers.map(\.name)) }
         }
-        guard !expected.isEmpty else { return request.answer(.members([:], answered: [])) }
+        guard !expected.isEmpty else { return request.answer(.members([:])) }
         var body: [UInt8] = []
         ClusterEnvelope.writeHeader(.membersQuery, node: registry.node, into: &body)
         ClusterEnvelope.writeCount(roomIDs?.count ?? 0, into: &body)
@@ -765,7 +765,7 @@ final class RegistryLoop {
         query.answered.insert(envelope.node.name)
         if query.answered.isSuperset(of: query.expected) {
             pending[token] = nil
-            query.request.answer(.members(query.members, answered: query.answered))
+            query.request.answer(.members(query.members))
         }
     }
 

@@ -21,14 +21,14 @@ enum RegistryOperation: Sendable {
 
 /// The registry's answer.
 enum RegistryOutcome: Sendable, Equatable {
-    case created(revision: UInt64)
+    case created
     case alreadyExists
     case deleted
     /// The room (the incarnation asked about) no longer exists.
     case notFound
     case metadataSet
-    /// Members on other relays, by room, and which relays answered.
-    case members([String: [UUID]], answered: Set<String>)
+    /// Members on other relays, by room (from the relays that answered in time).
+    case members([String: [UUID]])
     /// The registry could not be reached in time; the reason says why.
     case unavailable(String)
 }

@@ -1,6 +1,12 @@
 import Glibc
 import Synchronization
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// The cluster's room registry, as the rest of the server sees it (docs/cluster.md): rooms and
 /// their string metadata live in a JetStream key-value bucket that every relay watches, so a
 /// room created, deleted or annotated on one relay is the same on all of them.
@@ -97,7 +103,7 @@ final class RoomRegistry: Sendable {
     // MARK: Requests (any thread)
 
     /// Asks the registry and blocks until it answers.
-    func perform(_ operation: RegistryOperation) -> RegistryOutcome {
+    private func perform(_ operation: RegistryOperation) -> RegistryOutcome {
         if pthread_self() == threadID.load(ordering: .acquiring) {
             return .unavailable("a room hook run for another relay's change cannot create, delete or annotate rooms (the registry thread would wait for itself)")
         }
@@ -107,6 +113,44 @@ final class RoomRegistry: Sendable {
         queue.withLock { $0.append(request) }
         wake.signal()
         return request.wait()
+    }
+
+    // MARK: What ServerHandle calls
+
+    /// Creates the room in the cluster: `roomAlreadyExists` if any relay has it.
+    func create(_ roomID: String) throws(ServerError) {
+        switch perform(.create(roomID: roomID)) {
+        case .created: return
+        case .alreadyExists: throw .roomAlreadyExists(roomID)
+        case let other: throw Self.unavailable(other)
+        }
+    }
+
+    /// Deletes the incarnation `record` of its room on every relay: `roomNotFound` if it is
+    /// already gone.
+    func delete(_ record: RoomRecord) throws(ServerError) {
+        switch perform(.delete(roomID: record.id, revision: record.clusterRevision)) {
+        case .deleted: return
+        case .notFound: throw .roomNotFound(record.id)
+        case let other: throw Self.unavailable(other)
+        }
+    }
+
+    /// Sets (nil: removes) a string metadata value of `record`'s room; false when the registry
+    /// did not answer.
+    func setMetadata(of record: RoomRecord, key: String, value: String?) -> Bool {
+        perform(.setMetadata(roomID: record.id, revision: record.clusterRevision, key: key, value: value)) == .metadataSet
+    }
+
+    /// The members other relays have in `roomIDs` (nil: every room), as far as they answered.
+    func remoteMembers(of roomIDs: [String]?) -> [String: [UUID]] {
+        guard case .members(let members) = perform(.members(roomIDs: roomIDs)) else { return [:] }
+        return members
+    }
+
+    private static func unavailable(_ outcome: RegistryOutcome) -> ServerError {
+        guard case .unavailable(let why) = outcome else { return .clusterUnavailable("unexpected registry answer: \(outcome)") }
+        return .clusterUnavailable(why)
     }
 
     /// From the registry thread: the requests posted since the last call.

@@ -106,16 +106,8 @@ public final class ServerHandle: Sendable {
             core.handler.onRoomCreate(roomID)
             return
         }
-        switch registry.perform(.create(roomID: roomID)) {
-        case .created:
-            core.handler.onRoomCreate(roomID)
-        case .alreadyExists:
-            throw .roomAlreadyExists(roomID)
-        case .unavailable(let why):
-            throw .clusterUnavailable(why)
-        default:
-            throw .clusterUnavailable("unexpected registry answer")
-        }
+        try registry.create(roomID)
+        core.handler.onRoomCreate(roomID)
     }
 
     /// Creates the room unless it exists: true if this call created it. For rooms every relay of
@@ -153,16 +145,8 @@ public final class ServerHandle: Sendable {
             return
         }
         guard let record = core.rooms.record(roomID) else { throw .roomNotFound(roomID) }
-        switch registry.perform(.delete(roomID: roomID, revision: record.clusterRevision)) {
-        case .deleted:
-            core.handler.onRoomDelete(roomID)
-        case .notFound:
-            throw .roomNotFound(roomID)
-        case .unavailable(let why):
-            throw .clusterUnavailable(why)
-        default:
-            throw .clusterUnavailable("unexpected registry answer")
-        }
+        try registry.delete(record)
+        core.handler.onRoomDelete(roomID)
     }
 
     public func roomExists(_ roomID: String) -> Bool { core.rooms.record(roomID) != nil }
@@ -178,8 +162,7 @@ public final class ServerHandle: Sendable {
     public func roomClients(_ roomID: String) -> [UUID]? {
         guard let record = core.rooms.record(roomID) else { return nil }
         guard let registry = core.registry, record.localMemberCount == 0 else { return record.memberIDs }
-        guard case .members(let members, _) = registry.perform(.members(roomIDs: [roomID])) else { return record.memberIDs }
-        return members[roomID] ?? []
+        return registry.remoteMembers(of: [roomID])[roomID] ?? []
     }
 
     public func roomClientCount(_ roomID: String) -> Int? {
@@ -204,12 +187,8 @@ public final class ServerHandle: Sendable {
             }
         }
         if let registry = core.registry, !unknown.isEmpty {
-            let members: [String: [UUID]]
-            if case .members(let answered, _) = registry.perform(.members(roomIDs: unknown.count > 64 ? nil : unknown)) {
-                members = answered
-            } else {
-                members = [:]
-            }
+            // Past a few dozen rooms, asking for all of them is the smaller request.
+            let members = registry.remoteMembers(of: unknown.count > 64 ? nil : unknown)
             for roomID in unknown { counts[roomID] = members[roomID]?.count ?? 0 }
         }
         return counts
@@ -248,7 +227,7 @@ public final class ServerHandle: Sendable {
             record.state.withLock { $0.metadata[key] = value }
             return true
         }
-        return registry.perform(.setMetadata(roomID: roomID, revision: record.clusterRevision, key: key, value: value)) == .metadataSet
+        return registry.setMetadata(of: record, key: key, value: value)
     }
 
     public func roomMetaAll(_ roomID: String) -> [String: String]? {
