@@ -117,7 +117,9 @@ final class RegistryLoop {
         self.core = core
         let configuration = registry.configuration
         let servers = configuration.servers.compactMap { try? ClusterConfiguration.address(of: $0) }
-        link = ClusterLink(node: registry.node, servers: servers, maxPendingBytes: configuration.maxPendingBytes, role: "registry")
+        link = ClusterLink(
+            node: registry.node, servers: servers, maxPendingBytes: configuration.maxPendingBytes, role: "registry",
+            epoll: epoll, token: Self.linkToken)
         self.epoll = epoll
         subjects = try! ClusterSubjects()  // the default prefix is valid
         // The bucket name is checked by `ClusterConfiguration.validated()`.
@@ -161,8 +163,7 @@ final class RegistryLoop {
 
     private func shutDown() {
         fail(everything: "the server is shutting down")
-        if link.fd >= 0 { epoll.remove(link.fd) }
-        link.close()
+        link.shutDown()
         epoll.close()
         registry.isReady.store(false, ordering: .releasing)
         if !startupReported {
@@ -173,17 +174,7 @@ final class RegistryLoop {
 
     /// Due work: (re)connect, PINGs, retries, deadlines, a silent watch.
     private func tick() {
-        if link.state == .disconnected, now >= link.retryAt {
-            if link.startConnecting(now: now) {
-                do {
-                    try epoll.add(link.fd, events: gs_EPOLLIN | gs_EPOLLOUT | gs_EPOLLRDHUP, token: Self.linkToken)
-                } catch {
-                    link.disconnect(now: now)
-                }
-            } else {
-                link.disconnect(now: now)
-            }
-        }
+        link.connectIfDue(now: now)
         if !startupReported, now - startedAt > registry.configuration.startupTimeout.wholeMilliseconds {
             startupReported = true
             let servers = registry.configuration.servers.joined(separator: ",")
@@ -256,62 +247,16 @@ final class RegistryLoop {
     }
 
     private func flush() {
-        guard link.fd >= 0, link.state != .connecting else { return }
-        guard link.flush() else {
-            lostLink("write failed")
-            return
-        }
-        if link.hasPendingOutput != link.wantsWritable {
-            link.wantsWritable = link.hasPendingOutput
-            try? epoll.modify(link.fd, events: gs_EPOLLIN | gs_EPOLLRDHUP | (link.wantsWritable ? gs_EPOLLOUT : 0), token: Self.linkToken)
-        }
+        if !link.flushAndWatch() { lostLink("write failed") }
     }
 
     // MARK: The NATS connection
 
     private func linkEvent(_ events: UInt32) {
-        if link.state == .connecting {
-            guard events & (gs_EPOLLOUT | gs_EPOLLERR | gs_EPOLLHUP) != 0 else { return }
-            guard link.finishConnecting() else {
-                lostLink("connect failed")
-                return
-            }
-            link.wantsWritable = true
+        let outcome = readBuffer.withUnsafeMutableBytes { buffer in
+            link.receive(events: events, using: buffer, maxReads: 64) { handle($0) }
         }
-        if events & (gs_EPOLLIN | gs_EPOLLERR | gs_EPOLLHUP | gs_EPOLLRDHUP) != 0 { read() }
-    }
-
-    private func read() {
-        for _ in 0..<64 {
-            guard link.fd >= 0 else { return }
-            let result = readBuffer.withUnsafeMutableBytes { raw in
-                Result { () throws(SystemError) -> Syscall.IOResult in try Syscall.read(link.fd, into: raw) }
-            }
-            switch result {
-            case .failure(let error):
-                lostLink("read: \(error)")
-                return
-            case .success(.wouldBlock):
-                return
-            case .success(.endOfFile):
-                lostLink("the NATS server closed the connection")
-                return
-            case .success(.transferred(let count)):
-                var failure: (any Error)?
-                readBuffer.withUnsafeBytes { raw in
-                    do {
-                        try link.parser.feed(UnsafeRawBufferPointer(rebasing: raw[0..<count])) { handle($0) }
-                    } catch {
-                        failure = error
-                    }
-                }
-                if let failure {
-                    lostLink("NATS protocol: \(failure)")
-                    return
-                }
-                if count < readBuffer.count { return }
-            }
-        }
+        if case .failed(let why) = outcome { lostLink(why) }
     }
 
     private func handle(_ message: NATSServerMessage) {
@@ -359,8 +304,7 @@ final class RegistryLoop {
     }
 
     private func lostLink(_ why: String) {
-        if link.fd >= 0 { epoll.remove(link.fd) }
-        link.disconnect(now: now)
+        link.drop(now: now)
         registry.lastError = why
         registry.isReady.store(false, ordering: .releasing)
         phase = .idle

@@ -25,18 +25,7 @@ extension Worker {
     /// Due work: connect or reconnect, heartbeats, PINGs to the server, dead relays.
     func clusterTick() {
         guard let cluster else { return }
-        if cluster.state == .disconnected, now >= cluster.retryAt {
-            if cluster.startConnecting(now: now) {
-                do {
-                    try epoll.add(cluster.fd, events: gs_EPOLLIN | gs_EPOLLOUT | gs_EPOLLRDHUP, token: Self.clusterToken)
-                    cluster.wantsWritable = true
-                } catch {
-                    cluster.disconnect(now: now)
-                }
-            } else {
-                cluster.disconnect(now: now)
-            }
-        }
+        cluster.connectIfDue(now: now)
         guard now >= nextClusterTickAt else { return }
         nextClusterTickAt = now + clusterHeartbeatInterval
         if cluster.isConnected {
@@ -57,63 +46,19 @@ extension Worker {
     /// An event on the NATS socket.
     func clusterEvent(_ events: UInt32) {
         guard let cluster else { return }
-        if cluster.state == .connecting {
-            guard events & (gs_EPOLLOUT | gs_EPOLLERR | gs_EPOLLHUP) != 0 else { return }
-            guard cluster.finishConnecting() else {
-                lostClusterLink("connect failed")
-                return
-            }
-        }
-        if events & (gs_EPOLLIN | gs_EPOLLERR | gs_EPOLLHUP | gs_EPOLLRDHUP) != 0 {
-            readCluster()
-            guard cluster.fd >= 0 else { return }
-        }
-        if events & gs_EPOLLOUT != 0 { queueClusterFlush() }
-    }
-
-    private func readCluster() {
-        guard let cluster else { return }
-        for _ in 0..<16 {
-            let result: Syscall.IOResult
-            do {
-                result = try Syscall.read(cluster.fd, into: readBuffer)
-            } catch {
-                lostClusterLink("read: \(error)")
-                return
-            }
-            switch result {
-            case .wouldBlock:
-                return
-            case .endOfFile:
-                lostClusterLink("the NATS server closed the connection")
-                return
-            case .transferred(let count):
-                statistics[.clusterBytesIn] += count
-                let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
-                do {
-                    try cluster.parser.feed(bytes) { message in self.handleNATS(message) }
-                } catch {
-                    lostClusterLink("NATS protocol: \(error)")
-                    return
-                }
-                if cluster.fd < 0 { return }  // a handler gave up on the link
-                if count < readBuffer.count { return }
-            }
+        switch cluster.receive(events: events, using: readBuffer, maxReads: 16, { message in self.handleNATS(message) }) {
+        case .received(let bytes):
+            statistics[.clusterBytesIn] += bytes
+            if events & gs_EPOLLOUT != 0 { queueClusterFlush() }
+        case .failed(let why):
+            lostClusterLink(why)
         }
     }
 
     /// Writes the link's queue (from `flushAll`, and on EPOLLOUT).
     func flushCluster() {
-        guard let cluster, cluster.fd >= 0, cluster.state != .connecting else { return }
-        guard cluster.flush() else {
-            lostClusterLink("write failed")
-            return
-        }
-        let wantsWritable = cluster.hasPendingOutput
-        if wantsWritable != cluster.wantsWritable {
-            cluster.wantsWritable = wantsWritable
-            try? epoll.modify(cluster.fd, events: gs_EPOLLIN | gs_EPOLLRDHUP | (wantsWritable ? gs_EPOLLOUT : 0), token: Self.clusterToken)
-        }
+        guard let cluster, !cluster.flushAndWatch() else { return }
+        lostClusterLink("write failed")
     }
 
     func queueClusterFlush() {
@@ -124,12 +69,11 @@ extension Worker {
     /// made again on reconnect; until then publishes are dropped and counted.
     func lostClusterLink(_ why: String) {
         guard let cluster else { return }
-        if cluster.fd >= 0 { epoll.remove(cluster.fd) }
         if cluster.isConnected {
             statistics[.clusterDisconnects] += 1
             callingHook { handler.onClusterLinkChanged(worker: index, isUp: false, reason: why) }
         }
-        cluster.disconnect(now: now)
+        cluster.drop(now: now)
         clusterLastError = why
         for room in rooms.values {
             if let state = room.cluster, state.subscription != nil {
@@ -324,7 +268,7 @@ extension Worker {
     func announceClusterLeaving() {
         guard let cluster, cluster.isConnected, index == 0 else { return }
         publishHeartbeat(.leaving)
-        _ = cluster.flush()
+        _ = cluster.flushAndWatch()  // best effort: the link closes next
     }
 
     // MARK: Receiving

@@ -91,10 +91,7 @@ extension Worker {
     func closeEverything() {
         isShuttingDown = true
         announceClusterLeaving()
-        if let cluster {
-            if cluster.fd >= 0 { epoll.remove(cluster.fd) }
-            cluster.close()
-        }
+        cluster?.shutDown()
         epoll.remove(listener.fd)
         listener.close()
         if let webSocketListener {

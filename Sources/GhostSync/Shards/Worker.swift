@@ -131,7 +131,9 @@ final class Worker {
         handshakeTimeout = webSocketSettings.handshakeTimeout.wholeMilliseconds
         if let settings = launch.core.configuration.cluster {
             let servers = settings.servers.compactMap { try? ClusterConfiguration.address(of: $0) }
-            cluster = ClusterLink(node: launch.core.clusterNode!, servers: servers, maxPendingBytes: settings.maxPendingBytes)
+            cluster = ClusterLink(
+                node: launch.core.clusterNode!, servers: servers, maxPendingBytes: settings.maxPendingBytes,
+                epoll: launch.epoll, token: Self.clusterToken)
             clusterHeartbeatInterval = settings.heartbeatInterval.wholeMilliseconds
             clusterMissedHeartbeats = settings.missedHeartbeatsForDead
         } else {
