@@ -110,6 +110,19 @@ start_load() {
   kill -0 "$LOAD" 2>/dev/null || { echo "load generator ended early:" >&2; cat "$OUT_DIR/bench.txt" >&2; exit 1; }
 }
 stop_all() { cleanup; RELAY=""; LOAD=""; TRACER=""; }
+# start_settled PREFIX...: the relay (under PREFIX) and the generator, warmed up, then idle.
+start_settled() { start_relay "$@"; start_load; quiesce; }
+# The counted window: an idle snapshot, the generator on for WINDOW seconds, idle again, a
+# second snapshot; prints the relay's counters for it and sets DELIVERIES.
+measure_window() {
+  local before after
+  before=$(snapshot)
+  kill -CONT "$LOAD"
+  sleep "$WINDOW"
+  quiesce
+  after=$(snapshot)
+  ratios "$before" "$after"
+}
 
 # ratios BEFORE AFTER -> sets DELIVERIES and prints the relay's own counters for the window
 ratios() {
@@ -130,18 +143,10 @@ PY
 run_callgrind() {
   echo "== callgrind: instructions per delivery (S3 shape: $CLIENTS clients, $ROOMS rooms, $INFLIGHT in flight, $PAYLOAD B, $TRANSPORT)"
   # shellcheck disable=SC2086
-  start_relay valgrind --tool=callgrind --separate-threads=yes ${CALLGRIND_ARGS:-} --callgrind-out-file="$OUT_DIR/callgrind.out.%p"
-  start_load
-  quiesce
+  start_settled valgrind --tool=callgrind --separate-threads=yes ${CALLGRIND_ARGS:-} --callgrind-out-file="$OUT_DIR/callgrind.out.%p"
   callgrind_control -z "$RELAY" >/dev/null
-  local before after
-  before=$(snapshot)
-  kill -CONT "$LOAD"
-  sleep "$WINDOW"
-  quiesce
-  after=$(snapshot)
+  measure_window
   callgrind_control -d "$RELAY" >/dev/null
-  ratios "$before" "$after"
   stop_all
   # The dump of the window is part 1 (`.1`); one file per thread.
   local files best="" best_ir=0 total=0 ir
@@ -163,20 +168,12 @@ PY
 
 run_strace() {
   echo "== strace -c -f: syscalls per delivery (same load, relay not under valgrind)"
-  start_relay
-  start_load
-  quiesce
+  start_settled
   strace -c -f -q -p "$RELAY" -o "$OUT_DIR/strace.txt" &
   TRACER=$!
   sleep 2  # attached to every thread; the relay is idle meanwhile
-  local before after
-  before=$(snapshot)
-  kill -CONT "$LOAD"
-  sleep "$WINDOW"
-  quiesce
-  after=$(snapshot)
+  measure_window
   kill -INT "$TRACER"; wait "$TRACER" 2>/dev/null || true; TRACER=""
-  ratios "$before" "$after"
   stop_all
   python3 - "$OUT_DIR/strace.txt" "$DELIVERIES" <<'PY'
 import sys
@@ -209,9 +206,7 @@ run_native() {
       perf probe -q -x "$libc" --add "$fn" && added="$added $fn"
     fi
   done
-  start_relay
-  start_load
-  quiesce
+  start_settled
   local events=raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_sendmsg,syscalls:sys_enter_sendto
   events=$events,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_ctl
   # A uprobe hit costs microseconds: with mallocs on the relay path they slow it down enough to
@@ -220,14 +215,8 @@ run_native() {
   perf stat -x, -e "$events" -p "$RELAY" -o "$OUT_DIR/perf-stat.txt" &
   TRACER=$!
   sleep 1
-  local before after
-  before=$(snapshot)
-  kill -CONT "$LOAD"
-  sleep "$WINDOW"
-  quiesce
-  after=$(snapshot)
+  measure_window
   kill -INT "$TRACER"; wait "$TRACER" 2>/dev/null || true; TRACER=""
-  ratios "$before" "$after"
   stop_all
   for fn in $added; do perf probe -q --del "probe_libc:$fn" || true; done
   python3 - "$OUT_DIR/perf-stat.txt" "$DELIVERIES" <<'PY'
