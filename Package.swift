@@ -71,10 +71,12 @@ let package = Package(
         ),
         .executableTarget(name: "GhostSyncExample", dependencies: ["GhostSync"]),
         // The relay behind a synchronous main, for Benchmarks/count.sh (valgrind; see its main.swift).
+        // Not under Benchmarks/: package-benchmark runs every executable there as a benchmark,
+        // and this one serves until it is stopped (`make bench` hung on it).
         .executableTarget(
             name: "ghost-sync-count-relay",
             dependencies: ["GhostSync", "GhostSyncRelay", .product(name: "Logging", package: "swift-log")],
-            path: "Benchmarks/CountRelay"
+            path: "Sources/GhostSyncCountRelay"
         ),
         .executableTarget(name: "GhostSyncClientExample", dependencies: ["GhostSync"]),
         .testTarget(name: "GhostSyncTests", dependencies: ["GhostSync", "GhostSyncRelay", "GhostSyncBench", "CGhostSyncShims"]),

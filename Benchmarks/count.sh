@@ -40,7 +40,7 @@ PAYLOAD=${PAYLOAD:-64}
 TRANSPORT=${TRANSPORT:-tcp}
 OUT_DIR=${OUT_DIR:-.build/count}
 # The relay: `RelayService` (what `ghost-sync relay` runs) behind a synchronous main
-# (Benchmarks/CountRelay: valgrind 3.19 crashes on the CLI's async main).
+# (Sources/GhostSyncCountRelay: valgrind 3.19 crashes on the CLI's async main).
 if [ -z "${RELAY_BIN:-}" ]; then swift build -c release --product ghost-sync-count-relay >/dev/null; fi
 if [ -z "${LOAD_BIN:-}" ]; then swift build -c release --product ghost-sync >/dev/null; fi
 BIN=${RELAY_BIN:-$(swift build -c release --show-bin-path)/ghost-sync-count-relay}
