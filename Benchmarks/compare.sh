@@ -13,7 +13,8 @@
 # its JSON lines say "target": "cref". It is built here when missing (make reference-relay, cc).
 # It is not a peer: "vs best peer" stays GhostSync against Redis/NATS, and "vs cref" is
 # GhostSync's deliveries per CPU-second over cref's (median runs; the cref row's "per round"
-# holds that ratio for each round).
+# holds that ratio for each round). CREF_ARGS adds flags to its command line (CREF_ARGS=--coalesce:
+# its variant that copies small frames into one buffer per write); its lines then carry "relay_args".
 #
 # S1h and S2h are S1 and S2 at half rate (10 Hz, 30 Hz): on a slow core the full-rate ones use
 # the server's whole core, and then deliveries per CPU-second only repeats the offered rate.
@@ -54,6 +55,7 @@ BIN=$(swift build -c release --show-bin-path)/ghost-sync
 # so an A/B of two relays (Benchmarks/ab.sh) measures them with the same client.
 RELAY_BIN=${RELAY_BIN:-$BIN}
 CREF_BIN=.build/reference-relay/reference-relay
+CREF_ARGS=${CREF_ARGS:-}
 case " $TARGETS " in
   *" cref "*) make -s reference-relay >&2 || { echo "cannot build $CREF_BIN (needs cc and make)" >&2; exit 69; } ;;
 esac
@@ -77,7 +79,8 @@ start_server() {  # target port [ws-port] -> sets PID
   case "$1" in
     ghost) taskset -c "$SERVER_CPU" "$RELAY_BIN" relay --bind "127.0.0.1:$2" ${3:+--ws "127.0.0.1:$3"} --workers 1 --cpus "$SERVER_CPU" \
              --rooms 1000 --max-clients 20000 --no-control --no-metrics --log-level warning >/dev/null 2>&1 & PID=$! ;;
-    cref)  taskset -c "$SERVER_CPU" "$CREF_BIN" --bind "127.0.0.1:$2" --rooms 1000 >/dev/null 2>&1 & PID=$! ;;
+    # shellcheck disable=SC2086
+    cref)  taskset -c "$SERVER_CPU" "$CREF_BIN" --bind "127.0.0.1:$2" --rooms 1000 $CREF_ARGS >/dev/null 2>&1 & PID=$! ;;
     redis) taskset -c "$SERVER_CPU" redis-server --port "$2" --bind 127.0.0.1 --save "" --appendonly no \
              --maxclients 20000 --protected-mode no >/dev/null 2>&1 & PID=$! ;;
     nats)  GOMAXPROCS=1 taskset -c "$SERVER_CPU" nats-server -a 127.0.0.1 -p "$2" >/dev/null 2>&1 & PID=$! ;;
@@ -119,10 +122,11 @@ for scenario in $SCENARIOS; do
 import json, sys
 r = json.load(sys.stdin)
 r["scenario"], r["round"], r["target"] = sys.argv[1], int(sys.argv[2]), sys.argv[4]
+if r["target"] == "cref" and sys.argv[5]: r["relay_args"] = sys.argv[5]
 cpu = r.get("server_cpu_seconds")
 r["server_cpu_share"] = cpu / r["seconds"] if cpu is not None else None
 r["saturated"] = cpu is not None and r["server_cpu_share"] >= float(sys.argv[3])
-print(json.dumps(r))' "$scenario" "$round" "$SATURATION" "$target" < /tmp/ghost-sync-compare-run.json >> "$OUT"
+print(json.dumps(r))' "$scenario" "$round" "$SATURATION" "$target" "$CREF_ARGS" < /tmp/ghost-sync-compare-run.json >> "$OUT"
       else
         echo "run failed: $scenario $label" >&2
       fi

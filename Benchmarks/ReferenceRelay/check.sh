@@ -8,6 +8,7 @@
 # deliveries match the bench's rate over the time load was applied. Stops the relay by its PID.
 #
 #   Benchmarks/ReferenceRelay/check.sh          CLIENTS=100 ROOMS=10 DURATION=3s (defaults)
+#   RELAY_ARGS=--coalesce Benchmarks/ReferenceRelay/check.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source Benchmarks/ports.sh
@@ -15,6 +16,7 @@ CLIENTS=${CLIENTS:-100}
 ROOMS=${ROOMS:-10}
 DURATION=${DURATION:-3s}
 WARMUP=${WARMUP:-1s}
+RELAY_ARGS=${RELAY_ARGS:-}
 [ $((CLIENTS % ROOMS)) -eq 0 ] || { echo "CLIENTS must be a multiple of ROOMS (equal rooms)" >&2; exit 64; }
 make -s reference-relay
 BIN=$(swift build -c release --show-bin-path)/ghost-sync
@@ -23,7 +25,8 @@ BIN=$(swift build -c release --show-bin-path)/ghost-sync
 port=$(free_port)
 log=$(mktemp /tmp/reference-relay-check.XXXXXX.log)
 result=$(mktemp /tmp/reference-relay-check.XXXXXX.json)
-.build/reference-relay/reference-relay --bind "127.0.0.1:$port" --rooms "$ROOMS" 2>"$log" &
+# shellcheck disable=SC2086
+.build/reference-relay/reference-relay --bind "127.0.0.1:$port" --rooms "$ROOMS" $RELAY_ARGS 2>"$log" &
 PID=$!
 trap 'kill "$PID" 2>/dev/null || true' EXIT
 wait_port "$port"
