@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIND ?= 0.0.0.0:7777
 APT_PACKAGES := libnuma-dev nats-server python3-venv
 
-.PHONY: help deps build release test test-tsan test-tsan-mailbox test-asan test-autobahn test-js test-browser test-cluster demo cluster-demo soak run run-example fuzz bench bench-check bench-baseline perf compare scale cluster-bench clean
+.PHONY: help deps build release reference-relay test test-tsan test-tsan-mailbox test-asan test-autobahn test-js test-browser test-cluster demo cluster-demo soak run run-example fuzz bench bench-check bench-baseline perf compare scale cluster-bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -125,10 +125,18 @@ perf: deps ## Profile the relay under SCENARIO (S1 default, S2, S3) with perf: t
 	$(SWIFT) build -c release --product ghost-sync
 	SCENARIO=$(SCENARIO) Benchmarks/perf.sh
 
-compare: deps ## Scenarios S1 S1h S2 S2h S3 L1 S4 against GhostSync, Redis and NATS, pinned, side by side; flags SATURATED servers
+compare: deps reference-relay ## Scenarios S1 S1h S2 S2h S3 L1 S4 against GhostSync, the C reference relay (cref), Redis and NATS, pinned, side by side; flags SATURATED servers
 	@for pkg in redis-server nats-server; do dpkg -s $$pkg >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null; }; done
 	$(SWIFT) build -c release --product ghost-sync
 	Benchmarks/compare.sh $(SCENARIOS)
+
+REFERENCE_RELAY := .build/reference-relay/reference-relay
+
+reference-relay: $(REFERENCE_RELAY) ## The C reference relay compare.sh runs as target cref (Benchmarks/ReferenceRelay)
+
+$(REFERENCE_RELAY): Benchmarks/ReferenceRelay/reference_relay.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE $< -o $@
 
 cluster-bench: deps ## What the NATS cluster costs: S1/S1h on one relay vs split over two clustered relays, ROUNDS (3) interleaved; not part of CI
 	$(SWIFT) build -c release --product ghost-sync

@@ -5,7 +5,16 @@
 # in time, every server stopped by its PID. Prints a table; raw JSON lines go to $OUT.
 #
 #   Benchmarks/compare.sh [scenario ...]     (default: S1 S1h S2 S2h S3 L1 S4)
-#   DURATION=5s ROUNDS=3 TARGETS="ghost redis nats" OUT=/tmp/compare.jsonl Benchmarks/compare.sh S1
+#   DURATION=5s ROUNDS=3 TARGETS="ghost cref redis nats" OUT=/tmp/compare.jsonl Benchmarks/compare.sh S1
+#
+# cref is the C reference relay (Benchmarks/ReferenceRelay: single-threaded, epoll edge-triggered,
+# shared frame buffers, one gathered write per recipient per loop iteration), the yardstick of
+# issue #14. It speaks the ghost-sync protocol, so the load generator drives it as --target ghost;
+# its JSON lines say "target": "cref". It is built here when missing (make reference-relay, cc).
+# It is not a peer: "vs best peer" stays GhostSync against Redis/NATS, and "vs cref" is
+# GhostSync's deliveries per CPU-second over cref's (median runs; the cref row's "per round"
+# holds that ratio for each round). CREF_ARGS adds flags to its command line (CREF_ARGS=--coalesce:
+# its variant that copies small frames into one buffer per write); its lines then carry "relay_args".
 #
 # S1h and S2h are S1 and S2 at half rate (10 Hz, 30 Hz): on a slow core the full-rate ones use
 # the server's whole core, and then deliveries per CPU-second only repeats the offered rate.
@@ -29,7 +38,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-1s}
-TARGETS=${TARGETS:-"ghost redis nats"}
+TARGETS=${TARGETS:-"ghost cref redis nats"}
 OUT=${OUT:-$(mktemp /tmp/ghost-sync-compare.XXXXXX.jsonl)}
 SCENARIOS=${*:-"S1 S1h S2 S2h S3 L1 S4"}
 SATURATION=${SATURATION:-0.95}
@@ -45,6 +54,11 @@ BIN=$(swift build -c release --show-bin-path)/ghost-sync
 # The GhostSync relay to run (default: this build's); the load generator is always this build's,
 # so an A/B of two relays (Benchmarks/ab.sh) measures them with the same client.
 RELAY_BIN=${RELAY_BIN:-$BIN}
+CREF_BIN=.build/reference-relay/reference-relay
+CREF_ARGS=${CREF_ARGS:-}
+case " $TARGETS " in
+  *" cref "*) make -s reference-relay >&2 || { echo "cannot build $CREF_BIN (needs cc and make)" >&2; exit 69; } ;;
+esac
 
 scenario_args() {
   case "$1" in
@@ -65,6 +79,8 @@ start_server() {  # target port [ws-port] -> sets PID
   case "$1" in
     ghost) taskset -c "$SERVER_CPU" "$RELAY_BIN" relay --bind "127.0.0.1:$2" ${3:+--ws "127.0.0.1:$3"} --workers 1 --cpus "$SERVER_CPU" \
              --rooms 1000 --max-clients 20000 --no-control --no-metrics --log-level warning >/dev/null 2>&1 & PID=$! ;;
+    # shellcheck disable=SC2086
+    cref)  taskset -c "$SERVER_CPU" "$CREF_BIN" --bind "127.0.0.1:$2" --rooms 1000 $CREF_ARGS >/dev/null 2>&1 & PID=$! ;;
     redis) taskset -c "$SERVER_CPU" redis-server --port "$2" --bind 127.0.0.1 --save "" --appendonly no \
              --maxclients 20000 --protected-mode no >/dev/null 2>&1 & PID=$! ;;
     nats)  GOMAXPROCS=1 taskset -c "$SERVER_CPU" nats-server -a 127.0.0.1 -p "$2" >/dev/null 2>&1 & PID=$! ;;
@@ -78,7 +94,7 @@ echo "results: $OUT" >&2
 for round in $(seq 1 "$ROUNDS"); do
 for scenario in $SCENARIOS; do
   for target in $TARGETS; do
-    if [ "$target" != ghost ] && ! command -v "${target}-server" >/dev/null; then
+    if [ "$target" != ghost ] && [ "$target" != cref ] && ! command -v "${target}-server" >/dev/null; then
       echo "skipping $target: ${target}-server is not installed (make compare installs it)" >&2; continue
     fi
     transports=tcp
@@ -88,6 +104,8 @@ for scenario in $SCENARIOS; do
       ws_port=""
       client_args=(--addr "127.0.0.1:$port")
       label=$target
+      bench_target=$target
+      if [ "$target" = cref ]; then bench_target=ghost; fi  # it speaks the ghost-sync protocol
       if [ "$transport" = ws ]; then
         ws_port=$(free_port)
         while [ "$ws_port" = "$port" ]; do ws_port=$(free_port); done
@@ -97,17 +115,18 @@ for scenario in $SCENARIOS; do
       start_server "$target" "$port" "$ws_port"
       echo "== round $round: $scenario $label (server pid $PID)" >&2
       # shellcheck disable=SC2046
-      if timeout 300 taskset -c "$LOAD_CPU" "$BIN" bench 2>/dev/null --target "$target" "${client_args[@]}" \
+      if timeout 300 taskset -c "$LOAD_CPU" "$BIN" bench 2>/dev/null --target "$bench_target" "${client_args[@]}" \
            $(scenario_args "$scenario") --duration "$DURATION" --warmup "$WARMUP" --server-pid "$PID" --json \
            > /tmp/ghost-sync-compare-run.json; then
         python3 -c '
 import json, sys
 r = json.load(sys.stdin)
-r["scenario"], r["round"] = sys.argv[1], int(sys.argv[2])
+r["scenario"], r["round"], r["target"] = sys.argv[1], int(sys.argv[2]), sys.argv[4]
+if r["target"] == "cref" and sys.argv[5]: r["relay_args"] = sys.argv[5]
 cpu = r.get("server_cpu_seconds")
 r["server_cpu_share"] = cpu / r["seconds"] if cpu is not None else None
 r["saturated"] = cpu is not None and r["server_cpu_share"] >= float(sys.argv[3])
-print(json.dumps(r))' "$scenario" "$round" "$SATURATION" < /tmp/ghost-sync-compare-run.json >> "$OUT"
+print(json.dumps(r))' "$scenario" "$round" "$SATURATION" "$target" "$CREF_ARGS" < /tmp/ghost-sync-compare-run.json >> "$OUT"
       else
         echo "run failed: $scenario $label" >&2
       fi
@@ -125,7 +144,8 @@ threshold = float(sys.argv[2])
 runs = {}      # scenario -> target -> [rows]; GhostSync over WebSocket is its own target, ghost-ws
 def name_of(r): return r["target"] + ("-ws" if r.get("transport") == "ws" else "")  # older lines: tcp
 for r in rows: runs.setdefault(r["scenario"], {}).setdefault(name_of(r), []).append(r)
-def is_peer(name): return not name.startswith("ghost")
+REFERENCE = "cref"  # the C reference relay: GhostSync's yardstick (issue #14), not a peer
+def is_peer(name): return not name.startswith("ghost") and name != REFERENCE
 def per_cpu(r): return r.get("deliveries_per_server_cpu_second") or 0
 def share(r): return (r.get("server_cpu_seconds") or 0) / r["seconds"]
 def saturated(r): return r.get("saturated", share(r) >= threshold)  # older lines lack the flag
@@ -137,7 +157,7 @@ def ratio_text(value, ghost_saturated, peer_saturated):
     return ("≥" if ghost_saturated else "≤" if peer_saturated else "") + f"{value:.2f}x"
 notes = set()
 print(f'{"scenario":8} {"target":8} {"runs":>4} {"deliv/s":>9} {"ratio":>7} {"p50 µs":>8} {"p99 µs":>8} {"srv CPU s":>9} {"CPU %":>5} '
-      f'{"deliv/CPU-s":>12} {"vs best peer":>12} {"ws/tcp":>7} {"per round":>24} {"B/client":>9}  flag')
+      f'{"deliv/CPU-s":>12} {"vs best peer":>12} {"vs cref":>8} {"ws/tcp":>7} {"per round":>24} {"B/client":>9}  flag')
 for s, targets in runs.items():
     medians = {name: median_row(rs) for name, rs in targets.items()}
     peers = {n: r for n, r in medians.items() if is_peer(n)}
@@ -147,6 +167,7 @@ for s, targets in runs.items():
     # Ratio per round: ghost against the better peer of the same round; ghost-ws against ghost.
     per_round = []
     ws_per_round = []
+    cref_per_round = []  # ghost over cref, shown in the cref row
     for k in rounds:
         g = in_round("ghost", k)
         p = [r for n in targets if is_peer(n) for r in in_round(n, k)]
@@ -154,6 +175,11 @@ for s, targets in runs.items():
             bp = max(p, key=per_cpu)
             marked = saturated(g[0]) or saturated(bp)
             per_round.append(f"{per_cpu(g[0]) / per_cpu(bp):.2f}" + ("*" if marked else ""))
+            if marked: notes.add("round")
+        c = in_round(REFERENCE, k)
+        if g and c and per_cpu(c[0]):
+            marked = saturated(g[0]) or saturated(c[0])
+            cref_per_round.append(f"{per_cpu(g[0]) / per_cpu(c[0]):.2f}" + ("*" if marked else ""))
             if marked: notes.add("round")
         w = in_round("ghost-ws", k)
         if g and w and per_cpu(g[0]):
@@ -167,6 +193,12 @@ for s, targets in runs.items():
         if name == "ghost" and best is not None and per_cpu(best):
             vs = ratio_text(per_cpu(r) / per_cpu(best), sat, saturated(best))
             if sat or saturated(best): notes.add("ratio")
+        vs_cref = ""
+        if name == "ghost" and REFERENCE in medians and per_cpu(medians[REFERENCE]):
+            ref = medians[REFERENCE]
+            vs_cref = ratio_text(per_cpu(r) / per_cpu(ref), sat, saturated(ref))
+            if sat or saturated(ref): notes.add("ratio")
+            notes.add("cref")
         ws = ""
         if name == "ghost-ws" and "ghost" in medians and per_cpu(medians["ghost"]):
             tcp = medians["ghost"]
@@ -176,18 +208,23 @@ for s, targets in runs.items():
         spread = ""
         if name == "ghost" and len(per_round) > 1: spread = " ".join(per_round)
         if name == "ghost-ws" and len(ws_per_round) > 1: spread = " ".join(ws_per_round)
+        if name == REFERENCE and len(cref_per_round) > 1: spread = " ".join(cref_per_round)
         count = sum(map(saturated, rs))
         flag = ("SATURATED" + (f" {count}/{len(rs)}" if len(rs) > 1 else "")) if sat else (f"{count}/{len(rs)} runs saturated" if count else "")
         if sat: notes.add("floor")
         efficiency = ("≥" if sat else "") + f"{per_cpu(r):.0f}"
         bpc = r.get("server_bytes_per_client")
         print(f'{s:8} {name:8} {len(rs):4} {r["delivered_per_second"]:9.0f} {r["delivery_ratio"]:7.4f} {r["latency_us"]["p50"]:8} '
-              f'{r["latency_us"]["p99"]:8} {(r["server_cpu_seconds"] or 0):9.2f} {share(r) * 100:5.0f} {efficiency:>12} {vs:>12} {ws:>7} {spread:>24} '
+              f'{r["latency_us"]["p99"]:8} {(r["server_cpu_seconds"] or 0):9.2f} {share(r) * 100:5.0f} {efficiency:>12} {vs:>12} {vs_cref:>8} {ws:>7} {spread:>24} '
               f'{bpc if bpc is not None else "":>9}  {flag}')
 if "ws" in notes:
     print("\nghost-ws: GhostSync with WebSocket clients (bench --transport ws). ws/tcp: its deliveries per CPU-second over "
           "ghost's (median runs); per round, that ratio in each round.")
-if notes - {"ws"}:
+if "cref" in notes:
+    print("\ncref: the C reference relay (Benchmarks/ReferenceRelay), not a peer. vs cref: GhostSync's deliveries per CPU-second "
+          "over cref's (median runs; issue #14 asks for ≥ 0.90x); per round in the cref row: that ratio in each round. "
+          "vs best peer: against Redis/NATS only.")
+if notes - {"ws", "cref"}:
     print(f"\nSATURATED: the server's CPU was at least {threshold:.0%} of the measured window, so its deliveries per CPU-second "
           "is a floor (≥), not a measurement: the offered rate, not the server, set it.")
     print("vs best peer: ≥ when only GhostSync saturated, ≤ when only the peer did, (…) when both did (compares nothing); "
