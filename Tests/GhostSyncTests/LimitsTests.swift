@@ -139,6 +139,70 @@ extension Relay {
             }
         }
 
+        /// Small frames are copied into one run per write (`Worker.write`); a client whose socket
+        /// is full takes part of a run, and the rest follows from the first byte it did not take.
+        /// More 56-byte frames than the relay's socket can hold (1.5 × the kernel's largest send
+        /// buffer, 6 MB here) to a client that reads only once they are all queued: every frame
+        /// arrives, whole and in order, in far fewer writes than frames. Over WebSocket each
+        /// frame is two pieces (header, payload) in the run.
+        @Test(arguments: [ClientTransport.tcp, .webSocket])
+        func aBackloggedClientGetsEverySmallFrameWholeAndInOrder(transport: ClientTransport) async throws {
+            let frameSize = 4 + 4 + 16 + 8 + 24
+            let count = max(40_000, Self.largestSendBuffer() * 3 / 2 / frameSize)
+            try await withWebSocketServer(workers: 1, configure: { $0.channelCapacity(count + 1024) }) { handle, port, webSocketPort in
+                // A small window from the start (above the loopback MSS, so it drains at full
+                // speed later): the relay's socket then holds at most its send buffer.
+                let window: Int32 = 96 * 1024
+                let join: (String) throws -> UUID
+                let receive: () throws -> ServerWire
+                if transport == .webSocket {
+                    let browser = try WebSocketTestClient.open(port: webSocketPort, receiveBuffer: window)
+                    (join, receive) = ({ try browser.join($0) }, { try browser.receive() })
+                } else {
+                    let client = try RawClient(port: port, receiveBuffer: window)
+                    (join, receive) = ({ try client.join($0) }, { try client.receive() })
+                }
+                let backloggedID = try join("lobby")
+                let sender = try RawClient(port: port)
+                let senderID = try sender.join("lobby")
+                #expect(try receive() == .playerJoined(clientID: senderID))
+                // (Statistics are published at the end of an iteration, maybe after the join
+                // replies went out: `before` may miss the joins, hence `>=` below.)
+                let before = handle.workerStatistics.reduce(WorkerStatistics(), +)
+                func data(_ sequence: Int) -> [UInt8] {
+                    withUnsafeBytes(of: UInt32(sequence).littleEndian, Array.init) + [UInt8](repeating: UInt8(truncatingIfNeeded: sequence), count: 20)
+                }
+                var burst: [UInt8] = []
+                for sequence in 0..<count { burst += ClientWire.broadcast(data(sequence)).encodedFrame() }
+                try sender.sendRaw(burst)
+                // Nothing read yet: the relay's writes fill the socket and stop part-way.
+                try await eventually {
+                    handle.workerStatistics.reduce(WorkerStatistics(), +)[.framesReceived] - before[.framesReceived] >= count
+                }
+                let waiting = handle.clientQueueLength(roomID: "lobby", clientID: backloggedID) ?? 0
+                #expect(waiting > 0, "the socket took all \(count) frames: nothing was left for a partial write")
+                for sequence in 0..<count {
+                    let message = try receive()
+                    guard message == .broadcast(senderID: senderID, data: data(sequence)) else {
+                        Issue.record("frame \(sequence): \(message)")
+                        return
+                    }
+                }
+                let after = handle.workerStatistics.reduce(WorkerStatistics(), +)
+                #expect(after[.framesDropped] == before[.framesDropped])
+                let writes = after[.writeCalls] - before[.writeCalls]
+                #expect(writes < count / 10, "\(count) frames took \(writes) writes")
+            }
+        }
+
+        /// The kernel's largest TCP send buffer (`tcp_wmem`'s maximum; 4 MB by default).
+        static func largestSendBuffer() -> Int {
+            guard let data = FileManager.default.contents(atPath: "/proc/sys/net/ipv4/tcp_wmem"),
+                  let limit = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isWhitespace).last.flatMap({ Int($0) })
+            else { return 4 << 20 }
+            return limit
+        }
+
         /// Opt-in coalescing: frames owed to a client within one window leave in one write.
         @Test func flushIntervalCoalescesWrites() async throws {
             try await withServer(workers: 1, configure: { $0.flushInterval(.milliseconds(200)) }) { handle, port in

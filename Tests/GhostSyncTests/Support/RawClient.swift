@@ -32,10 +32,15 @@ final class RawClient {
     private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
 
     /// Connects to `host:port`, from the local address `source` when given (e.g. 127.0.0.2).
-    init(port: UInt16, host: String = "127.0.0.1", source: String? = nil) throws {
+    /// `receiveBuffer` fixes the kernel's receive buffer before the connection is made, so the
+    /// window the peer sees is never larger (set afterwards, a larger window is already agreed).
+    init(port: UInt16, host: String = "127.0.0.1", source: String? = nil, receiveBuffer: Int32? = nil) throws {
         let address = try SocketAddress(parsing: "\(host):\(port)")
         fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure.system("socket", errno) }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         if let source {
             let local = try SocketAddress(parsing: "\(source):0")
             guard local.withSockAddr({ bind(fd, $0, $1) }) == 0 else {

@@ -37,10 +37,14 @@ final class WebSocketTestClient {
     private var chunk = [UInt8](repeating: 0, count: 64 * 1024)
     private var nextMask: UInt32 = 0x3719_A2C4
 
-    init(port: UInt16) throws {
+    /// `receiveBuffer`: as for `RawClient`, fixed before the connection is made.
+    init(port: UInt16, receiveBuffer: Int32? = nil) throws {
         let address = try SocketAddress(parsing: "127.0.0.1:\(port)")
         fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RawClient.Failure.system("socket", errno) }
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         guard address.withSockAddr({ connect(fd, $0, $1) }) == 0 else {
             let code = errno
             Glibc.close(fd)
@@ -66,8 +70,8 @@ final class WebSocketTestClient {
 
     /// Opens a WebSocket (offering `ghost-sync.v1`); throws unless the answer is 101 with the
     /// right accept key.
-    static func open(port: UInt16) throws -> WebSocketTestClient {
-        let client = try WebSocketTestClient(port: port)
+    static func open(port: UInt16, receiveBuffer: Int32? = nil) throws -> WebSocketTestClient {
+        let client = try WebSocketTestClient(port: port, receiveBuffer: receiveBuffer)
         try client.sendRaw(Array(upgradeRequest().utf8))
         let answer = try client.readHTTPAnswer()
         guard answer.status == 101, answer.header("Sec-WebSocket-Accept") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" else {
