@@ -537,7 +537,7 @@ extension Relay {
 extension Relay {
     /// The load generator against two relays in a cluster over a real nats-server: what
     /// `make cluster-bench` measures, small.
-    @Suite(.enabled(if: NATSServerProcess.isInstalled, "nats-server is not installed (make deps installs it)"))
+    @Suite(.requiresNATSServer)
     struct ClusterBenchTests {
         /// Every delivery arrives, about half of them across relays; each broadcast costs the
         /// NATS server one message in (the sender's relay publishes it once) and one out (to the

@@ -13,7 +13,7 @@ import Foundation
 extension Relay {
     /// Rooms are cluster-wide (docs/cluster.md): created, deleted and annotated on any relay,
     /// the same on all, through the JetStream key-value registry on a real nats-server.
-    @Suite(.enabled(if: NATSServerProcess.isInstalled, "nats-server is not installed (make deps installs it)"))
+    @Suite(.requiresNATSServer)
     struct ClusterRegistryTests {
         @Test func aRoomCreatedOnOneRelayIsJoinableOnTheOther() async throws {
             let nats = try NATSServerProcess.start(jetStream: true)

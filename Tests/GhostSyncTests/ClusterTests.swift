@@ -64,7 +64,7 @@ extension NATSServerProcess {
 }
 
 extension Relay {
-    @Suite(.enabled(if: NATSServerProcess.isInstalled, "nats-server is not installed (make deps installs it)"))
+    @Suite(.requiresNATSServer)
     struct ClusterTests {
         @Test(arguments: [1, 2])
         func membersOnTwoRelaysShareARoom(workers: Int) async throws {

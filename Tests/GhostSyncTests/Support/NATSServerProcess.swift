@@ -1,4 +1,5 @@
 import Glibc
+import Testing
 @testable import GhostSync
 
 #if canImport(FoundationEssentials)
@@ -467,5 +468,12 @@ enum HTTPGet {
         let response = Array(try client.readAll(timeout: timeout).utf8)
         guard let end = response.firstRange(of: Array("\r\n\r\n".utf8)) else { throw TimedOut(what: "an HTTP response from port \(port)") }
         return Array(response[end.upperBound...])
+    }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// For suites that start real nats-servers: skipped, saying why, where none is installed.
+    static var requiresNATSServer: Self {
+        .enabled(if: NATSServerProcess.isInstalled, "nats-server is not installed (make deps installs it)")
     }
 }

@@ -38,9 +38,7 @@ final class RawClient {
         let address = try SocketAddress(parsing: "\(host):\(port)")
         fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure.system("socket", errno) }
-        if var size = receiveBuffer {
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
+        if let receiveBuffer { Self.setReceiveBuffer(of: fd, to: receiveBuffer) }
         if let source {
             let local = try SocketAddress(parsing: "\(source):0")
             guard local.withSockAddr({ bind(fd, $0, $1) }) == 0 else {
@@ -65,7 +63,12 @@ final class RawClient {
     /// Below the loopback MSS (64 KiB) the peer sends only on persist-timer probes, so keep it
     /// larger for a client that must later drain a backlog quickly.
     func shrinkReceiveBuffer(to bytes: Int32 = 4096) {
-        var size: Int32 = bytes
+        Self.setReceiveBuffer(of: fd, to: bytes)
+    }
+
+    /// SO_RCVBUF (the kernel doubles it for its bookkeeping).
+    static func setReceiveBuffer(of fd: Int32, to bytes: Int32) {
+        var size = bytes
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 

@@ -42,9 +42,7 @@ final class WebSocketTestClient {
         let address = try SocketAddress(parsing: "127.0.0.1:\(port)")
         fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RawClient.Failure.system("socket", errno) }
-        if var size = receiveBuffer {
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
+        if let receiveBuffer { RawClient.setReceiveBuffer(of: fd, to: receiveBuffer) }
         guard address.withSockAddr({ connect(fd, $0, $1) }) == 0 else {
             let code = errno
             Glibc.close(fd)
