@@ -139,7 +139,7 @@ extension Relay {
             }
         }
 
-        /// Small frames are copied into one run per write (`Worker.write`); a client whose socket
+        /// Small frames are copied into one run per write (`Worker.writeGathered`); a client whose socket
         /// is full takes part of a run, and the rest follows from the first byte it did not take.
         /// More 56-byte frames than the relay's socket can hold (1.5 × the kernel's largest send
         /// buffer, 6 MB here) to a client that reads only once they are all queued: every frame

@@ -76,12 +76,12 @@ final class ClusterLink {
     /// for the end of the connect. A socket that cannot be made schedules the next attempt.
     func connectIfDue(now: Int64) {
         guard state == .disconnected, now >= retryAt else { return }
-        guard startConnecting(now: now) else { return disconnect(now: now) }
+        guard startConnecting(now: now) else { return drop(now: now) }
         do {
             try epoll.add(fd, events: gs_EPOLLIN | gs_EPOLLOUT | gs_EPOLLRDHUP, token: token)
             wantsWritable = true
         } catch {
-            disconnect(now: now)
+            drop(now: now)
         }
     }
 
@@ -139,14 +139,7 @@ final class ClusterLink {
     /// Takes the socket off the loop, closes it and schedules the next attempt (100 ms,
     /// doubling to 2 s).
     func drop(now: Int64) {
-        if fd >= 0 { epoll.remove(fd) }
-        disconnect(now: now)
-    }
-
-    private func disconnect(now: Int64) {
-        if fd >= 0 { Glibc.close(fd) }
-        fd = -1
-        state = .disconnected
+        shutDown()
         wantsWritable = false
         pending.removeAll(keepingCapacity: true)
         written = 0

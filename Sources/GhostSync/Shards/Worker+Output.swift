@@ -81,31 +81,33 @@ extension Worker {
         flushList.removeAll(keepingCapacity: true)
     }
 
-    /// One write of the gathered `vectors`. Many small frames are copied into one run and sent
+    /// One write of the `count` gathered `vectors`. Many small frames are copied into one run and sent
     /// with `send`: the kernel's cost per iovec (`_copy_from_iter` walking 30-odd 96-byte
     /// pieces per write in S3) is larger than a `memcpy` of the same bytes here. A few pieces,
     /// larger frames, or more bytes than the buffer holds go out gathered, uncopied.
     @inline(__always)
-    func write(_ fd: Int32, vectors count: Int, bytes: Int) throws(SystemError) -> Syscall.IOResult {
-        guard count >= Self.coalescedPiecesMinimum, bytes <= Self.coalesceBufferSize, bytes <= count &* Self.coalescedFrameLimit else {
+    func writeGathered(to fd: Int32, pieces count: Int, bytes: Int) throws(SystemError) -> Syscall.IOResult {
+        guard count >= Self.writeRunMinimumPieces, bytes <= Self.writeRunCapacity, bytes <= count &* Self.writeRunAverageFrameLimit else {
             return try Syscall.writev(fd, vectors, count: count)
         }
         // Invariant: `bytes` is the sum of the vectors' lengths (`gather` computed both), so
         // the copies stay inside the buffer.
-        var run = coalesceBuffer.baseAddress!
+        var run = writeRun.baseAddress!
         for index in 0..<count {
             let vector = vectors[index]
             run.copyMemory(from: vector.iov_base, byteCount: vector.iov_len)
             run += vector.iov_len
         }
-        return try Syscall.send(fd, UnsafeRawBufferPointer(start: coalesceBuffer.baseAddress, count: bytes))
+        return try Syscall.send(fd, UnsafeRawBufferPointer(start: writeRun.baseAddress, count: bytes))
     }
 
+    /// The most a flush copies into `writeRun` (and its size).
+    static let writeRunCapacity = 64 * 1024
     /// The average frame size up to which a flush copies instead of gathering.
-    static let coalescedFrameLimit = 1024
+    static let writeRunAverageFrameLimit = 1024
     /// Fewer pieces than this go out gathered: there is little for the kernel to walk, and
     /// copying them measured no better (S1h and S2h A/B, about 2 frames per write: 0.97).
-    static let coalescedPiecesMinimum = 4
+    static let writeRunMinimumPieces = 4
 
     /// As many bytes as the socket takes, IOV_MAX frames per writev, in the connection's wire
     /// format (`Outbox.gatherWebSocket` for a WebSocket client). Leftovers wait for EPOLLOUT.
@@ -122,7 +124,7 @@ extension Worker {
             }
             let result: Syscall.IOResult
             do {
-                result = try write(connection.fd, vectors: gathered.vectors, bytes: gathered.bytes)
+                result = try writeGathered(to: connection.fd, pieces: gathered.vectors, bytes: gathered.bytes)
             } catch {
                 close(connection, reason: .connectionReset)
                 return

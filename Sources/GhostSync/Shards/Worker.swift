@@ -102,12 +102,11 @@ final class Worker {
     let vectors: UnsafeMutablePointer<iovec>
     /// WebSocket headers for one `writev` (`Outbox.gatherWebSocket`), one slot per vector.
     let webSocketHeaders: UnsafeMutableRawPointer
-    /// Where a flush of many small frames copies them into one run (`Worker.write`).
-    let coalesceBuffer: UnsafeMutableRawBufferPointer
+    /// Where a flush of many small frames copies them into one contiguous run (`Worker.writeGathered`).
+    let writeRun: UnsafeMutableRawBufferPointer
     let events: UnsafeMutablePointer<epoll_event>
     static let eventCapacity = 256
     static let readBufferSize = 64 * 1024
-    static let coalesceBufferSize = 64 * 1024
     /// Frame blocks for this worker's broadcasts (no malloc per message in steady state).
     /// Declared before the frames so that it is released after them.
     let framePool = FramePool()
@@ -161,7 +160,7 @@ final class Worker {
         readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
         vectors = .allocate(capacity: Int(gs_IOV_MAX))
         webSocketHeaders = .allocate(byteCount: Int(gs_IOV_MAX) * Outbox.headerStride, alignment: 16)
-        coalesceBuffer = .allocate(byteCount: Self.coalesceBufferSize, alignment: 64)
+        writeRun = .allocate(byteCount: Self.writeRunCapacity, alignment: 64)
         events = .allocate(capacity: Self.eventCapacity)
         try epoll.add(listener.fd, events: gs_EPOLLIN, token: Self.listenerToken)
         try epoll.add(mailbox.signal.fd, events: gs_EPOLLIN, token: Self.signalToken)
@@ -174,7 +173,7 @@ final class Worker {
         readBuffer.deallocate()
         vectors.deallocate()
         webSocketHeaders.deallocate()
-        coalesceBuffer.deallocate()
+        writeRun.deallocate()
         events.deallocate()
         pingFrame.release()
         pongFrame.release()
