@@ -53,6 +53,16 @@ struct ThreadTally {
     struct RelaySplit {
         var delivered = 0
         var latency = ThreadTally.histogram()
+
+        mutating func record(_ microseconds: UInt64) {
+            delivered += 1
+            latency.record(microseconds)
+        }
+
+        mutating func add(_ other: RelaySplit) {
+            delivered += other.delivered
+            latency.add(other.latency)
+        }
     }
 
     static func histogram() -> Histogram<UInt64> {
@@ -73,14 +83,8 @@ struct ThreadTally {
         duplicated += other.duplicated
         reordered += other.reordered
         latency.add(other.latency)
-        if let same = other.sameRelay, let cross = other.crossRelay {
-            if sameRelay == nil { sameRelay = RelaySplit() }
-            if crossRelay == nil { crossRelay = RelaySplit() }
-            sameRelay!.delivered += same.delivered
-            sameRelay!.latency.add(same.latency)
-            crossRelay!.delivered += cross.delivered
-            crossRelay!.latency.add(cross.latency)
-        }
+        if let same = other.sameRelay { sameRelay = sameRelay ?? RelaySplit(); sameRelay!.add(same) }
+        if let cross = other.crossRelay { crossRelay = crossRelay ?? RelaySplit(); crossRelay!.add(cross) }
     }
 }
 
@@ -356,11 +360,9 @@ final class BenchThread {
         // Several relays: one array read and a comparison more (the histograms exist already).
         if !relayOfClient.isEmpty, sender < relayOfClient.count {
             if relayOfClient[sender] == receiver.relay {
-                tally.sameRelay!.delivered += 1
-                tally.sameRelay!.latency.record(microseconds)
+                tally.sameRelay!.record(microseconds)
             } else {
-                tally.crossRelay!.delivered += 1
-                tally.crossRelay!.latency.record(microseconds)
+                tally.crossRelay!.record(microseconds)
             }
         }
     }

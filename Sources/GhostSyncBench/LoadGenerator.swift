@@ -120,8 +120,7 @@ public enum LoadGenerator {
                 }
                 if configuration.metricsAddresses.count > 1 {
                     do throws(BenchError) {
-                        relayTotalsAtStart = [RelayCounters.total(countersAtStart)]
-                        for address in configuration.metricsAddresses.dropFirst() { relayTotalsAtStart.append(RelayCounters.total(try RelayCounters.scrape(address))) }
+                        relayTotalsAtStart = try RelayCounters.totals(first: countersAtStart, others: configuration.metricsAddresses.dropFirst())
                     } catch { state.fail(error.description) }
                 }
                 if !configuration.natsMonitorAddresses.isEmpty {
@@ -146,8 +145,7 @@ public enum LoadGenerator {
                 }
                 if configuration.metricsAddresses.count > 1, relayTotalsAtStart.count == configuration.metricsAddresses.count {
                     do throws(BenchError) {
-                        var totals = [RelayCounters.total(countersAtEnd)]
-                        for address in configuration.metricsAddresses.dropFirst() { totals.append(RelayCounters.total(try RelayCounters.scrape(address))) }
+                        let totals = try RelayCounters.totals(first: countersAtEnd, others: configuration.metricsAddresses.dropFirst())
                         relayCounters = zip(totals, relayTotalsAtStart).map { $0.since($1) }
                     } catch { state.fail(error.description) }
                 }

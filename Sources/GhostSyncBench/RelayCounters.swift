@@ -25,17 +25,17 @@ public struct WorkerCounters: Sendable, Equatable {
 
     public init() {}
 
+    /// The counters that only grow (every field but the `connections` gauge): the one list
+    /// `since` and `RelayCounters.total` go over.
+    /// (Computed: key paths are not `Sendable`, so it cannot be a stored static.)
+    static var totals: [WritableKeyPath<WorkerCounters, Int>] {
+        [\.framesIn, \.framesOut, \.writeCalls, \.handoffsIn, \.handoffsOut, \.clusterMessagesOut, \.clusterMessagesIn, \.clusterDrops]
+    }
+
     /// What changed from `earlier` to `self`; `connections` stays the current value.
     func since(_ earlier: WorkerCounters) -> WorkerCounters {
         var delta = self
-        delta.framesIn -= earlier.framesIn
-        delta.framesOut -= earlier.framesOut
-        delta.writeCalls -= earlier.writeCalls
-        delta.handoffsIn -= earlier.handoffsIn
-        delta.handoffsOut -= earlier.handoffsOut
-        delta.clusterMessagesOut -= earlier.clusterMessagesOut
-        delta.clusterMessagesIn -= earlier.clusterMessagesIn
-        delta.clusterDrops -= earlier.clusterDrops
+        for field in Self.totals { delta[keyPath: field] -= earlier[keyPath: field] }
         return delta
     }
 }
@@ -54,17 +54,17 @@ enum RelayCounters {
     static func total(_ workers: [Int: WorkerCounters]) -> WorkerCounters {
         var sum = WorkerCounters()
         for counters in workers.values {
-            sum.framesIn += counters.framesIn
-            sum.framesOut += counters.framesOut
-            sum.writeCalls += counters.writeCalls
-            sum.handoffsIn += counters.handoffsIn
-            sum.handoffsOut += counters.handoffsOut
-            sum.connections += counters.connections
-            sum.clusterMessagesOut += counters.clusterMessagesOut
-            sum.clusterMessagesIn += counters.clusterMessagesIn
-            sum.clusterDrops += counters.clusterDrops
+            for field in WorkerCounters.totals + [\.connections] { sum[keyPath: field] += counters[keyPath: field] }
         }
         return sum
+    }
+
+    /// Each relay's counters summed over its workers: the first relay's from `first` (already
+    /// scraped, per worker), the others' scraped now from `others`.
+    static func totals(first: [Int: WorkerCounters], others: some Sequence<String>) throws(BenchError) -> [WorkerCounters] {
+        var totals = [total(first)]
+        for address in others { totals.append(total(try scrape(address))) }
+        return totals
     }
 
     /// Per-worker counters from Prometheus exposition text: sample lines
