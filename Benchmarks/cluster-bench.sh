@@ -53,17 +53,14 @@ BIN=${BIN:-$(swift build -c release --show-bin-path)/ghost-sync}
 [ -x "$BIN" ] || swift build -c release --product ghost-sync
 command -v nats-server >/dev/null || { echo "nats-server is not installed (make deps installs it)" >&2; exit 69; }
 
-scenario_args() {
-  case "$1" in
-    S1) echo "--clients 1000 --rooms 100 --rate 20 --payload 64" ;;
-    S1h) echo "--clients 1000 --rooms 100 --rate 10 --payload 64" ;;
-    *) echo "unknown scenario $1 (S1, S1h)" >&2; exit 64 ;;
-  esac
-}
-for scenario in $SCENARIOS; do scenario_args "$scenario" > /dev/null; done
-
 # shellcheck source=Benchmarks/ports.sh
 source Benchmarks/ports.sh
+# shellcheck source=Benchmarks/scenarios.sh
+source Benchmarks/scenarios.sh
+# Open-loop scenarios only: the table's offered-rate check and the cluster comparison assume a rate.
+for scenario in $SCENARIOS; do
+  case "$scenario" in S1|S1h) ;; *) echo "cluster-bench runs S1 and S1h (got $scenario)" >&2; exit 64 ;; esac
+done
 DIR=$(mktemp -d /tmp/ghost-sync-cluster-bench.XXXXXX)
 PIDS=()
 stop_all() {  # stop what this script started, by PID
@@ -90,12 +87,6 @@ wait_metric() {
   echo "relay metrics on port $1 never showed: $2" >&2; return 1
 }
 
-TAKEN=" "
-next_port() {  # sets PORT: a free port this script has not handed out before (free_port can repeat one)
-  PORT=$(free_port)
-  while [[ "$TAKEN" == *" $PORT "* ]]; do PORT=$(free_port); done
-  TAKEN+="$PORT "
-}
 next_port; NATS_PORT=$PORT
 next_port; NATS_MONITOR=$PORT
 GOMAXPROCS=1 "${SERVER_SCHED[@]}" taskset -c "$SERVER_CPUS" nats-server -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR" -js -sd "$DIR/js" > "$DIR/nats.log" 2>&1 &

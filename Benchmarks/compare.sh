@@ -60,20 +60,8 @@ case " $TARGETS " in
   *" cref "*) make -s reference-relay >&2 || { echo "cannot build $CREF_BIN (needs cc and make)" >&2; exit 69; } ;;
 esac
 
-scenario_args() {
-  case "$1" in
-    S1) echo "--clients 1000 --rooms 100 --rate 20 --payload 64" ;;
-    S1h) echo "--clients 1000 --rooms 100 --rate 10 --payload 64" ;;
-    S2) echo "--clients 64 --rooms 1 --rate 60 --payload 64" ;;
-    S2h) echo "--clients 64 --rooms 1 --rate 30 --payload 64" ;;
-    S3) echo "--mode closed --clients 100 --rooms 10 --window 8 --payload 64" ;;
-    L1) echo "--clients 1000 --rooms 100 --rate 5 --payload 64" ;;
-    S4) echo "--clients 10000 --rooms 1000 --rate 0.05 --payload 64" ;;
-    *) echo "unknown scenario $1" >&2; exit 64 ;;
-  esac
-}
-
 source Benchmarks/ports.sh
+source Benchmarks/scenarios.sh
 
 start_server() {  # target port [ws-port] -> sets PID
   case "$1" in
@@ -100,15 +88,14 @@ for scenario in $SCENARIOS; do
     transports=tcp
     if [ "$target" = ghost ]; then transports=$TRANSPORTS; fi
     for transport in $transports; do
-      port=$(free_port)
+      next_port; port=$PORT
       ws_port=""
       client_args=(--addr "127.0.0.1:$port")
       label=$target
       bench_target=$target
       if [ "$target" = cref ]; then bench_target=ghost; fi  # it speaks the ghost-sync protocol
       if [ "$transport" = ws ]; then
-        ws_port=$(free_port)
-        while [ "$ws_port" = "$port" ]; do ws_port=$(free_port); done
+        next_port; ws_port=$PORT
         client_args=(--transport ws --ws-addr "127.0.0.1:$ws_port")
         label=$target-ws
       fi
@@ -156,6 +143,13 @@ def ratio_text(value, ghost_saturated, peer_saturated):
     if ghost_saturated and peer_saturated: return f"({value:.2f}x)"
     return ("≥" if ghost_saturated else "≤" if peer_saturated else "") + f"{value:.2f}x"
 notes = set()
+def round_ratio(a, b):  # one round's a/b deliveries per CPU-second, * when a side saturated
+    marked = saturated(a) or saturated(b)
+    if marked: notes.add("round")
+    return f"{per_cpu(a) / per_cpu(b):.2f}" + ("*" if marked else "")
+def median_ratio(a, b):  # the median runs' a/b, as a bound when a side saturated
+    if saturated(a) or saturated(b): notes.add("ratio")
+    return ratio_text(per_cpu(a) / per_cpu(b), saturated(a), saturated(b))
 print(f'{"scenario":8} {"target":8} {"runs":>4} {"deliv/s":>9} {"ratio":>7} {"p50 µs":>8} {"p99 µs":>8} {"srv CPU s":>9} {"CPU %":>5} '
       f'{"deliv/CPU-s":>12} {"vs best peer":>12} {"vs cref":>8} {"ws/tcp":>7} {"per round":>24} {"B/client":>9}  flag')
 for s, targets in runs.items():
@@ -164,51 +158,31 @@ for s, targets in runs.items():
     best = max(peers.values(), key=per_cpu) if peers else None
     rounds = sorted({r.get("round", 1) for rs in targets.values() for r in rs})
     def in_round(name, k): return [r for r in targets.get(name, []) if r.get("round", 1) == k]
-    # Ratio per round: ghost against the better peer of the same round; ghost-ws against ghost.
-    per_round = []
-    ws_per_round = []
-    cref_per_round = []  # ghost over cref, shown in the cref row
+    # Ratios per round, each shown in one row: ghost over the better peer of the same round (the
+    # ghost row), ghost over cref (the cref row), ghost-ws over ghost (the ghost-ws row).
+    per_round = {"ghost": [], REFERENCE: [], "ghost-ws": []}
     for k in rounds:
         g = in_round("ghost", k)
+        if not g: continue
         p = [r for n in targets if is_peer(n) for r in in_round(n, k)]
-        if g and p and max(map(per_cpu, p)):
-            bp = max(p, key=per_cpu)
-            marked = saturated(g[0]) or saturated(bp)
-            per_round.append(f"{per_cpu(g[0]) / per_cpu(bp):.2f}" + ("*" if marked else ""))
-            if marked: notes.add("round")
+        if p and max(map(per_cpu, p)): per_round["ghost"].append(round_ratio(g[0], max(p, key=per_cpu)))
         c = in_round(REFERENCE, k)
-        if g and c and per_cpu(c[0]):
-            marked = saturated(g[0]) or saturated(c[0])
-            cref_per_round.append(f"{per_cpu(g[0]) / per_cpu(c[0]):.2f}" + ("*" if marked else ""))
-            if marked: notes.add("round")
+        if c and per_cpu(c[0]): per_round[REFERENCE].append(round_ratio(g[0], c[0]))
         w = in_round("ghost-ws", k)
-        if g and w and per_cpu(g[0]):
-            marked = saturated(g[0]) or saturated(w[0])
-            ws_per_round.append(f"{per_cpu(w[0]) / per_cpu(g[0]):.2f}" + ("*" if marked else ""))
-            if marked: notes.add("round")
+        if w and per_cpu(g[0]): per_round["ghost-ws"].append(round_ratio(w[0], g[0]))
     for name, rs in targets.items():
         r = medians[name]
         sat = saturated(r)
-        vs = ""
+        vs = vs_cref = ws = ""
         if name == "ghost" and best is not None and per_cpu(best):
-            vs = ratio_text(per_cpu(r) / per_cpu(best), sat, saturated(best))
-            if sat or saturated(best): notes.add("ratio")
-        vs_cref = ""
+            vs = median_ratio(r, best)
         if name == "ghost" and REFERENCE in medians and per_cpu(medians[REFERENCE]):
-            ref = medians[REFERENCE]
-            vs_cref = ratio_text(per_cpu(r) / per_cpu(ref), sat, saturated(ref))
-            if sat or saturated(ref): notes.add("ratio")
+            vs_cref = median_ratio(r, medians[REFERENCE])
             notes.add("cref")
-        ws = ""
         if name == "ghost-ws" and "ghost" in medians and per_cpu(medians["ghost"]):
-            tcp = medians["ghost"]
-            ws = ratio_text(per_cpu(r) / per_cpu(tcp), sat, saturated(tcp))
-            if sat or saturated(tcp): notes.add("ratio")
+            ws = median_ratio(r, medians["ghost"])
             notes.add("ws")
-        spread = ""
-        if name == "ghost" and len(per_round) > 1: spread = " ".join(per_round)
-        if name == "ghost-ws" and len(ws_per_round) > 1: spread = " ".join(ws_per_round)
-        if name == REFERENCE and len(cref_per_round) > 1: spread = " ".join(cref_per_round)
+        spread = " ".join(per_round[name]) if len(per_round.get(name, [])) > 1 else ""
         count = sum(map(saturated, rs))
         flag = ("SATURATED" + (f" {count}/{len(rs)}" if len(rs) > 1 else "")) if sat else (f"{count}/{len(rs)} runs saturated" if count else "")
         if sat: notes.add("floor")

@@ -2,23 +2,20 @@
 # Profiles the relay under a scenario with perf: starts `ghost-sync relay` (one worker, pinned to
 # CPU 0), drives the scenario from CPU 1 for a bounded time, records call stacks for
 # $SECONDS_TO_RECORD seconds, stops everything by PID, and writes the top entries and a flame
-# graph to $OUT_DIR.   SCENARIO=S1 (default) | S2 | S3   Benchmarks/perf.sh
+# graph to $OUT_DIR.   SCENARIO=S1 (default) | S3 | any of Benchmarks/scenarios.sh   Benchmarks/perf.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source Benchmarks/ports.sh
+source Benchmarks/scenarios.sh
 SCENARIO=${SCENARIO:-S1}
 OUT_DIR=${OUT_DIR:-.build/perf}
 SECONDS_TO_RECORD=${SECONDS_TO_RECORD:-5}
-case "$SCENARIO" in
-  S1) LOAD_ARGS="--clients 1000 --rooms 100 --rate 20 --payload 64" ;;
-  S2) LOAD_ARGS="--clients 64 --rooms 1 --rate 60 --payload 64" ;;
-  S3) LOAD_ARGS="--mode closed --clients 100 --rooms 10 --window 8 --payload 64" ;;
-  *) echo "unknown scenario $SCENARIO (S1, S2 or S3)" >&2; exit 64 ;;
-esac
+LOAD_ARGS=$(scenario_args "$SCENARIO")
 mkdir -p "$OUT_DIR"
 BIN=$(swift build -c release --show-bin-path)/ghost-sync
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 
-taskset -c 0 "$BIN" relay --bind "127.0.0.1:$PORT" --workers 1 --cpus 0 --rooms 100 --no-control --no-metrics --log-level warning &
+taskset -c 0 "$BIN" relay --bind "127.0.0.1:$PORT" --workers 1 --cpus 0 --rooms 1000 --max-clients 20000 --no-control --no-metrics --log-level warning &
 RELAY=$!
 trap 'kill $RELAY 2>/dev/null || true' EXIT
 sleep 0.5
